@@ -1,0 +1,1 @@
+"""Seed path for ``SkaldConfig``."""

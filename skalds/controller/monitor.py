@@ -1,0 +1,112 @@
+"""Failure detection: tasks whose node lost its lease are placed again; tasks that wait for
+a node are offered to the dispatcher again.
+
+Runs every ``check_interval_s``. A node counts as lost when no lease of it is live; right after
+the controller starts it waits one lease TTL first, so nodes that are alive have had time to
+renew their lease with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from skalds.controller.dispatcher import Dispatcher, needs_placement
+from skalds.core.events import StatusEvent, TaskEvent, Topic
+from skalds.core.lifecycle import Action, plan
+from skalds.core.task import ACTIVE_STATES, Task, TaskError, TaskLifecycleStatus
+from skalds.errors import SkaldsError, StaleWrite
+from skalds.ports.event_bus import EventBus
+from skalds.ports.live_state import LiveState
+from skalds.ports.task_store import TaskQuery, TaskStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """Timings and retry policy of the monitor (the ``monitor:`` config group)."""
+
+    check_interval_s: float = 1.0
+    lease_ttl_s: float = 5.0
+    max_retries: int = 3
+
+
+class Monitor:
+    """The controller's failure detector."""
+
+    def __init__(
+        self, settings: MonitorSettings, dispatcher: Dispatcher, bus: EventBus, store: TaskStore, live: LiveState
+    ) -> None:
+        self.settings = settings
+        self.dispatcher = dispatcher
+        self.bus = bus
+        self.store = store
+        self.live = live
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name="skalds-monitor", daemon=True)
+
+    def start(self) -> None:
+        """Start checking."""
+        self._started = time.monotonic()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop checking."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.check_interval_s):
+            try:
+                self.check()
+            except Exception:
+                logger.exception("monitor check failed; trying again next round")
+
+    def check(self) -> None:
+        """One round: requeue tasks of lost nodes, re-offer tasks that wait for a node."""
+        live = {n.id for n in self.live.nodes()}
+        grace_over = time.monotonic() - self._started >= self.settings.lease_ttl_s
+        unplaced = []
+        tasks = self.store.find(
+            TaskQuery(lifecycle_status=[*ACTIVE_STATES, TaskLifecycleStatus.CREATED], limit=1_000_000)
+        )
+        for task in tasks.items:
+            if needs_placement(task):
+                unplaced.append(task.id)
+            elif grace_over and task.executor not in live:
+                self._recover(task)
+        if unplaced:
+            self.dispatcher.submit(unplaced)
+
+    def _recover(self, task: Task) -> None:
+        retry = task.attempt < self.settings.max_retries
+        error = TaskError(message=f"node {task.executor} lost its lease")
+        try:
+            if retry:
+                written = self.store.apply(plan(task, Action.REQUEUE, attempt=task.attempt + 1, error=error))
+            else:
+                written = self.store.apply(plan(task, Action.FAIL, error=error))
+        except StaleWrite:
+            return
+        except SkaldsError:
+            logger.exception("task %s: recovery not recorded", task.id)
+            return
+        if retry:
+            logger.warning(
+                "task %s: node %s lost; placing it again (retry %d/%d)",
+                task.id,
+                task.executor,
+                written.attempt,
+                self.settings.max_retries,
+            )
+            self.bus.publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
+        else:
+            logger.error("task %s: node %s lost and no retries left; Failed", task.id, task.executor)
+            status = StatusEvent(
+                task_id=task.id, status=written.lifecycle_status.value, epoch=written.epoch, at=time.time()
+            )
+            self.bus.publish(Topic.TASKWORKER_UPDATE, task.id, status.to_value())

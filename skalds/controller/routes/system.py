@@ -1,0 +1,36 @@
+"""``/api/workers``, ``/api/skalds``, ``/api/system/health``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+router = APIRouter(prefix="/api", tags=["system"])
+
+
+@router.get("/workers", summary="Worker classes and their attachment schemas")
+def list_workers(request: Request) -> list[dict[str, Any]]:
+    """Each known class with the JSON Schema of its attachments."""
+    return request.app.state.skalds.tasks.catalog.schemas()
+
+
+@router.get("/skalds", summary="Live nodes")
+def list_nodes(request: Request) -> list[dict[str, Any]]:
+    """Nodes with a live lease: id, mode, classes, capacity, running tasks, last heartbeat."""
+    nodes = request.app.state.skalds.tasks.live.nodes()
+    return [n.to_dict() for n in sorted(nodes, key=lambda n: n.id)]
+
+
+@router.get("/system/health", summary="Health")
+def health(request: Request) -> dict[str, Any]:
+    """``ok`` when the store answers; also how many nodes hold a lease."""
+    state = request.app.state.skalds
+    state.tasks.store.count_active_by_executor()  # raises BackendUnavailable -> 503
+    return {
+        "status": "ok",
+        "backend": state.backend,
+        "nodes": len(state.tasks.live.nodes()),
+        "uptimeS": round(time.monotonic() - state.started, 3),
+    }

@@ -1,0 +1,246 @@
+"""A thread-free process that has already imported the worker code and forks workers on request.
+
+Why: a fresh interpreter (spawn) costs ~80 ms and a forkserver ~30 ms per task, while a fork of
+a process that already holds the worker modules costs a few milliseconds. Forking the node
+itself is unsafe (it runs threads: bus, HTTP server, supervisor), so the node starts this
+small launcher once, with ``subprocess``, and asks it to fork.
+
+Protocol on a SOCK_SEQPACKET socket pair (one pickled tuple per packet):
+node → launcher ``("launch", launch_id, spec)`` with the worker's pipe end attached (SCM_RIGHTS);
+launcher → node ``("launched", launch_id, pid)`` and ``("exited", pid, returncode)``.
+Closing the node's end ends the launcher; every process here dies with its parent
+(PR_SET_PDEATHSIG), so a killed node leaves no orphan behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import logging
+import os
+import pickle
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_MAX_PACKET = 1 << 20
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+
+
+def exit_description(returncode: int | None) -> str:
+    """Human words for a wait status as ``subprocess`` reports it (negative = signal)."""
+    if returncode is None:
+        return "exit status unknown"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+# ----------------------------------------------------------------------------------------
+# node side
+
+
+class LauncherClient:
+    """The node's handle on its launcher process. ``launch`` is thread-safe; ``receive`` is
+    called by the one thread that watches ``fileno()`` (the supervisor)."""
+
+    def __init__(self, preload: list[str], log_level: str = "INFO") -> None:
+        self.preload = preload
+        self.log_level = log_level
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the launcher and return once it has imported the worker modules."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        cmd = [
+            sys.executable,
+            "-m",
+            "skalds.node.launcher",
+            str(theirs.fileno()),
+            json.dumps(self.preload),
+            self.log_level,
+        ]
+        self._proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], close_fds=True)
+        theirs.close()
+        ready = ours.recv(_MAX_PACKET)
+        if not ready:
+            code = self._proc.wait()
+            raise RuntimeError(f"worker launcher failed to start ({exit_description(code)}); see its log above")
+        self._sock = ours
+
+    def fileno(self) -> int:
+        assert self._sock is not None
+        return self._sock.fileno()
+
+    @property
+    def pid(self) -> int | None:
+        """The launcher's process id."""
+        return self._proc.pid if self._proc else None
+
+    def launch(self, launch_id: int, spec: dict[str, Any]) -> Connection:
+        """Fork a worker for ``spec`` and return the node's end of its pipe."""
+        node_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with self._lock:
+                assert self._sock is not None, "launcher not started"
+                socket.send_fds(self._sock, [pickle.dumps(("launch", launch_id, spec))], [worker_end.fileno()])
+        finally:
+            worker_end.close()
+        return Connection(node_end.detach())
+
+    def receive(self) -> tuple[Any, ...] | None:
+        """One message from the launcher, or None when it is gone."""
+        assert self._sock is not None
+        try:
+            data = self._sock.recv(_MAX_PACKET)
+        except OSError:
+            return None
+        return pickle.loads(data) if data else None
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Close the pipe (the launcher exits) and reap it."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+
+# ----------------------------------------------------------------------------------------
+# launcher side
+
+
+def _preload(modules: list[str]) -> None:
+    from skalds.worker import runtime  # noqa: F401 - import now so every fork shares it
+    from skalds.worker.registry import import_source
+
+    for module in modules:
+        import_source(module)
+
+
+def _child(
+    sock: socket.socket,
+    selector: selectors.BaseSelector,
+    wake: tuple[int, int],
+    fd: int,
+    spec: dict[str, Any],
+    level: str,
+) -> None:
+    code = 70
+    try:
+        launcher_pid = os.getppid()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        selector.close()
+        sock.close()
+        os.close(wake[0])
+        os.close(wake[1])
+        die_with_parent()
+        # Own process group: Ctrl-C or a group-wide SIGTERM goes to the node, which stops
+        # its workers in order, instead of cutting every worker off at once.
+        os.setpgid(0, 0)
+        if os.getppid() != launcher_pid:  # the launcher died before prctl took effect
+            os._exit(code)
+        from skalds.utils.logging import configure_logging
+        from skalds.worker.runtime import run_worker
+
+        configure_logging(level, spec.get("task_id"))
+        code = run_worker(Connection(fd), spec)
+    except BaseException:
+        logging.getLogger(__name__).exception("worker bootstrap failed")
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def main(argv: list[str]) -> None:
+    """Entry point: ``python -m skalds.node.launcher FD PRELOAD_JSON LOG_LEVEL``."""
+    fd, preload, level = int(argv[1]), json.loads(argv[2]), argv[3]
+    die_with_parent()
+    # The node decides when we stop (it closes our socket); a signal sent to the whole process
+    # group (Ctrl-C, `timeout`, a service manager) must not cut its workers off early.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from skalds.utils.logging import configure_logging
+
+    configure_logging(level)
+    sock = socket.socket(fileno=fd)
+    try:
+        _preload(preload)
+    except BaseException:
+        logger.exception("cannot import worker modules %s", preload)
+        sys.exit(2)
+    gc.collect()
+    gc.freeze()  # keep the preloaded objects out of the children's GC passes: fewer COW pages
+
+    wake = os.pipe()
+    os.set_blocking(wake[0], False)
+    os.set_blocking(wake[1], False)
+    signal.set_wakeup_fd(wake[1])
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ)
+    selector.register(wake[0], selectors.EVENT_READ)
+    sock.send(pickle.dumps(("ready", os.getpid())))
+
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is sock:
+                msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_PACKET, 1)
+                if not msg:
+                    return  # the node closed its end
+                _, launch_id, spec = pickle.loads(msg)
+                pid = os.fork()
+                if pid == 0:
+                    _child(sock, selector, wake, fds[0], spec, level)
+                os.close(fds[0])
+                sock.send(pickle.dumps(("launched", launch_id, pid)))
+            else:
+                try:
+                    while os.read(wake[0], 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                _reap(sock)
+
+
+def _reap(sock: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        sock.send(pickle.dumps(("exited", pid, os.waitstatus_to_exitcode(status))))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

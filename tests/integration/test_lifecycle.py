@@ -1,0 +1,128 @@
+"""The whole task lifecycle through the REST API, on a standalone Skalds in this process."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import psutil
+import pytest
+from fastapi.testclient import TestClient
+
+from skalds.testing import wait_until
+from tests.probe_workers import read
+
+pytestmark = pytest.mark.integration
+
+
+def status(api: TestClient, task_id: str) -> str:
+    return api.get(f"/api/tasks/{task_id}").json()["lifecycleStatus"]
+
+
+def events(journal: str, kind: str) -> list[dict]:
+    return [e for e in read(journal) if e["event"] == kind]
+
+
+def create_probe(api: TestClient, journal: str, **attachments: object) -> dict:
+    r = api.post("/api/tasks", json={"className": "ProbeWorker", "attachments": {"journal": journal, **attachments}})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_create_update_pause_resume_cancel_walks_the_whole_lifecycle(api: TestClient, journal: str) -> None:
+    task = create_probe(api, journal)
+    tid = task["id"]
+    assert task["lifecycleStatus"] == "Created"
+    wait_until(lambda: status(api, tid) == "Running", message="task running")
+    wait_until(lambda: events(journal, "main"), message="main handler called")
+
+    r = api.patch(f"/api/tasks/{tid}/attachments", json={"attachments": {"level": 7, "label": "seven"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["desiredVersion"] == 1
+    assert r.json()["attachments"]["level"] == 7
+    update = wait_until(lambda: events(journal, "update"), message="update handler called")[0]
+    assert (update["level"], update["label"]) == (7, "seven")
+    wait_until(lambda: api.get(f"/api/tasks/{tid}").json()["appliedVersion"] == 1, message="appliedVersion")
+
+    assert api.post(f"/api/tasks/{tid}/pause").json()["lifecycleStatus"] == "Paused"
+    wait_until(lambda: events(journal, "paused"), message="worker saw the pause")
+    assert api.post(f"/api/tasks/{tid}/pause").status_code == 409
+    assert api.post(f"/api/tasks/{tid}/resume").json()["lifecycleStatus"] == "Running"
+    wait_until(lambda: events(journal, "resumed"), message="worker resumed")
+
+    pid = events(journal, "main")[0]["pid"]
+    assert api.post(f"/api/tasks/{tid}/cancel").json()["lifecycleStatus"] == "Cancelled"
+    wait_until(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        message="worker process gone",
+    )
+    wait_until(lambda: events(journal, "release"), message="release handler ran")
+    assert status(api, tid) == "Cancelled"
+    assert api.post(f"/api/tasks/{tid}/cancel").status_code == 409
+
+
+def test_progress_reaches_the_api_and_a_returning_worker_finishes(api: TestClient, journal: str) -> None:
+    tid = create_probe(api, journal, mode="finish", steps=4)["id"]
+    wait_until(lambda: status(api, tid) == "Finished", message="finished")
+    assert [e["event"] for e in read(journal)] == ["before", "main", "after", "release"]
+
+
+def test_loop_progress_is_visible_while_running(api: TestClient, journal: str) -> None:
+    tid = create_probe(api, journal)["id"]
+    wait_until(lambda: api.get(f"/api/tasks/{tid}").json()["progress"] == 0.5, message="progress in API")
+    api.post(f"/api/tasks/{tid}/cancel")
+
+
+def test_a_worker_that_raises_fails_with_its_error_and_traceback(api: TestClient, journal: str) -> None:
+    tid = create_probe(api, journal, mode="raise", level=3)["id"]
+    wait_until(lambda: status(api, tid) == "Failed", message="failed")
+    error = api.get(f"/api/tasks/{tid}").json()["error"]
+    assert error["message"] == "ValueError: probe failure at level 3"
+    assert "Traceback" in error["traceback"] and "probe_workers.py" in error["traceback"]
+    assert events(journal, "error")[0]["message"] == "probe failure at level 3"
+    assert events(journal, "release")
+
+
+def test_demo_always_fail_worker_fails_with_empty_attachments(api: TestClient) -> None:
+    tid = api.post("/api/tasks", json={"className": "AlwaysFailWorker", "attachments": {}}).json()["id"]
+    wait_until(lambda: status(api, tid) == "Failed", message="failed")
+    assert "RuntimeError" in api.get(f"/api/tasks/{tid}").json()["error"]["message"]
+
+
+def test_demo_countdown_worker_finishes_by_itself(api: TestClient) -> None:
+    r = api.post("/api/tasks", json={"className": "CountdownWorker", "attachments": {"steps": 2, "stepS": 0.01}})
+    wait_until(lambda: status(api, r.json()["id"]) == "Finished", message="finished")
+
+
+def test_a_worker_killed_with_sigkill_fails_with_its_exit_code(api: TestClient, journal: str) -> None:
+    tid = create_probe(api, journal)["id"]
+    pid = wait_until(lambda: events(journal, "main"), message="main")[0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: status(api, tid) == "Failed", message="failed")
+    error = api.get(f"/api/tasks/{tid}").json()["error"]
+    assert error["exitCode"] == -9
+    assert "SIGKILL" in error["message"]
+
+
+def test_cancel_stops_a_worker_that_ignores_the_stop_flag(api: TestClient, journal: str) -> None:
+    tid = create_probe(api, journal, mode="ignore_stop")["id"]
+    pid = wait_until(lambda: events(journal, "main"), message="main")[0]["pid"]
+    api.post(f"/api/tasks/{tid}/cancel")
+    # grace 0.5 s, then SIGTERM: the release handler still runs
+    wait_until(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        timeout_s=10,
+        message="process gone",
+    )
+    assert events(journal, "release")
+    assert status(api, tid) == "Cancelled"
+
+
+def test_pause_before_start_starts_the_worker_paused(api: TestClient, journal: str) -> None:
+    tid = create_probe(api, journal)["id"]
+    api.post(f"/api/tasks/{tid}/pause")
+    wait_until(lambda: events(journal, "paused"), message="worker started paused")
+    assert not events(journal, "resumed")
+    api.post(f"/api/tasks/{tid}/resume")
+    wait_until(lambda: events(journal, "resumed"), message="resumed")
+    api.post(f"/api/tasks/{tid}/cancel")
