@@ -1,0 +1,74 @@
+"""Contract of the EventBus port, run against every adapter."""
+
+from __future__ import annotations
+
+import threading
+
+from skalds.ports.event_bus import Event, EventBus
+from skalds.testing import wait_until
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def values(self, key: str | None = None) -> list[dict]:
+        with self._lock:
+            return [e.value for e in self.events if key is None or e.key == key]
+
+
+def test_every_group_gets_every_event_in_key_order(event_bus: EventBus, unique: str) -> None:
+    topic = f"{unique}.events"
+    a, b = Collector(), Collector()
+    event_bus.subscribe([topic], f"{unique}-a", a)
+    event_bus.subscribe([topic], f"{unique}-b", b)
+    for i in range(20):
+        event_bus.publish(topic, f"k{i % 3}", {"n": i})
+    event_bus.flush()
+    for c in (a, b):
+        wait_until(lambda c=c: len(c.values()) == 20, timeout_s=30, message="all events delivered")
+        for k in range(3):
+            ns = [v["n"] for v in c.values(f"k{k}")]
+            assert ns == sorted(ns), "one key's events arrive in publish order"
+
+
+def test_one_subscription_receives_several_topics(event_bus: EventBus, unique: str) -> None:
+    seen = Collector()
+    event_bus.subscribe([f"{unique}.x", f"{unique}.y"], unique, seen)
+    event_bus.publish(f"{unique}.x", "k", {"from": "x"})
+    event_bus.publish(f"{unique}.y", "k", {"from": "y"})
+    event_bus.flush()
+    wait_until(lambda: len(seen.values()) == 2, timeout_s=30, message="both topics")
+    assert {e.topic for e in seen.events} == {f"{unique}.x", f"{unique}.y"}
+
+
+def test_a_failing_handler_does_not_stop_later_deliveries(event_bus: EventBus, unique: str) -> None:
+    seen = Collector()
+
+    def handler(event: Event) -> None:
+        if event.value["n"] == 0:
+            raise RuntimeError("bad event")
+        seen(event)
+
+    event_bus.subscribe([unique], unique, handler)
+    for n in range(3):
+        event_bus.publish(unique, "k", {"n": n})
+    event_bus.flush()
+    wait_until(lambda: [v["n"] for v in seen.values()] == [1, 2], timeout_s=30, message="later events")
+
+
+def test_a_closed_subscription_gets_nothing_more(event_bus: EventBus, unique: str) -> None:
+    seen = Collector()
+    sub = event_bus.subscribe([unique], unique, seen)
+    event_bus.publish(unique, "k", {"n": 1})
+    event_bus.flush()
+    wait_until(lambda: seen.values(), timeout_s=30, message="first event")
+    sub.close()
+    event_bus.publish(unique, "k", {"n": 2})
+    event_bus.flush()
+    assert seen.values() == [{"n": 1}]

@@ -1,0 +1,90 @@
+"""Contract of the TaskStore port, run against every adapter."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from skalds.core.lifecycle import Action, Transition, plan
+from skalds.core.task import Task, TaskError, TaskLifecycleStatus
+from skalds.errors import StaleWrite, TaskAlreadyExists, TaskNotFound
+from skalds.ports.task_store import TaskQuery, TaskStore
+
+S = TaskLifecycleStatus
+
+
+def new(task_id: str, **fields: object) -> Task:
+    return Task(id=task_id, class_name=str(fields.pop("class_name", "C")), **fields)  # type: ignore[arg-type]
+
+
+def test_create_then_get_returns_the_same_task(task_store: TaskStore) -> None:
+    task = new("a", attachments={"rtspUrl": "x", "nested": {"k": [1, 2]}}, priority=3)
+    task_store.create(task)
+    assert task_store.get("a") == task
+
+
+def test_a_duplicate_id_is_refused_and_the_first_task_kept(task_store: TaskStore) -> None:
+    task_store.create(new("a", attachments={"v": 1}))
+    with pytest.raises(TaskAlreadyExists):
+        task_store.create(new("a", attachments={"v": 2}))
+    assert task_store.get("a").attachments == {"v": 1}
+
+
+def test_a_missing_task_raises_not_found(task_store: TaskStore) -> None:
+    with pytest.raises(TaskNotFound):
+        task_store.get("nope")
+    with pytest.raises(TaskNotFound):
+        task_store.apply(Transition("nope", {}, {"priority": 1}))
+
+
+def test_apply_writes_only_while_the_expected_state_and_epoch_hold(task_store: TaskStore) -> None:
+    task = task_store.create(new("a"))
+    written = task_store.apply(plan(task, Action.ASSIGN, executor="n1"))
+    assert (written.lifecycle_status, written.epoch, written.executor) == (S.ASSIGNING, 1, "n1")
+    assert task_store.get("a") == written
+    with pytest.raises(StaleWrite):
+        task_store.apply(plan(task, Action.ASSIGN, executor="n2"))  # planned from the old copy
+    assert task_store.get("a").executor == "n1"
+
+
+def test_complex_fields_survive_a_conditional_write(task_store: TaskStore) -> None:
+    task = task_store.create(new("a"))
+    error = TaskError(message="boom", traceback="Traceback...", exit_code=-9)
+    task_store.apply(plan(task, Action.FAIL, error=error))
+    assert task_store.get("a").error == error
+
+
+def test_of_two_racing_writers_exactly_one_wins(task_store: TaskStore) -> None:
+    task = task_store.create(new("a"))
+    wins: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def assign(node: str) -> None:
+        barrier.wait()
+        try:
+            task_store.apply(plan(task, Action.ASSIGN, executor=node))
+            wins.append(node)
+        except StaleWrite:
+            pass
+
+    threads = [threading.Thread(target=assign, args=(f"n{i}",)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    assert task_store.get("a").executor == wins[0]
+
+
+def test_find_filters_pages_and_counts(task_store: TaskStore) -> None:
+    for i in range(7):
+        task_store.create(new(f"t{i}", class_name="A" if i % 2 else "B"))
+    task_store.apply(plan(task_store.get("t1"), Action.ASSIGN, executor="n1"))
+    task_store.apply(plan(task_store.get("t3"), Action.ASSIGN, executor="n2"))
+    page = task_store.find(TaskQuery(offset=2, limit=3))
+    assert page.total == 7 and [t.id for t in page.items] == ["t2", "t3", "t4"]
+    assert task_store.find(TaskQuery(class_name="A")).total == 3
+    assert [t.id for t in task_store.find(TaskQuery(lifecycle_status=[S.ASSIGNING])).items] == ["t1", "t3"]
+    assert [t.id for t in task_store.find(TaskQuery(executor="n2")).items] == ["t3"]
+    assert task_store.count_active_by_executor() == {"n1": 1, "n2": 1}
