@@ -76,6 +76,10 @@ class SkaldsSystem:
 
     def serve(self) -> None:
         """Block until SIGINT/SIGTERM: serve HTTP if this mode has a controller."""
+        # Our handlers only note the signal. uvicorn puts them back when it stops and then
+        # re-raises the signal it caught, which must not kill us before stop() has run.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._stopped.set())
         if self.app is not None:
             import uvicorn
 
@@ -88,8 +92,6 @@ class SkaldsSystem:
             if self._server.started is False:
                 raise SystemExit(f"cannot serve on {self.settings.host}:{self.settings.port} (port in use?)")
         else:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: self._stopped.set())
             self._stopped.wait()
 
     def stop(self) -> None:

@@ -10,7 +10,9 @@ from skalds.errors import ConfigError
 from skalds.ports.live_state import NodeInfo
 
 
-def node(node_id: str, load: int, capacity: int = 4, classes: tuple[str, ...] = ("A",), mode: str = "node") -> Candidate:
+def node(
+    node_id: str, load: int, capacity: int = 4, classes: tuple[str, ...] = ("A",), mode: str = "node"
+) -> Candidate:
     return Candidate(NodeInfo(id=node_id, mode=mode, classes=list(classes), capacity=capacity), load)
 
 

@@ -43,7 +43,9 @@ def test_the_table_moves_tasks_as_designed(start: S, action: Action, end: S) -> 
     assert next_status(task(start), action) is end
 
 
-@pytest.mark.parametrize(("start", "action"), [(S.RUNNING, Action.RESUME), (S.PAUSED, Action.PAUSE), (S.CREATED, Action.START)])
+@pytest.mark.parametrize(
+    ("start", "action"), [(S.RUNNING, Action.RESUME), (S.PAUSED, Action.PAUSE), (S.CREATED, Action.START)]
+)
 def test_actions_out_of_place_are_refused_with_the_current_state(start: S, action: Action) -> None:
     with pytest.raises(InvalidTransition, match=start.value):
         next_status(task(start), action)

@@ -19,15 +19,33 @@ class Camera(BaseModel):
 def test_a_task_round_trips_through_its_camel_case_document() -> None:
     task = Task(id="t1", class_name="MyWorker", attachments={"a": 1}, priority=5)
     doc = task.to_doc()
-    assert {"id", "className", "attachments", "lifecycleStatus", "executor", "priority", "epoch", "attempt",
-            "desiredVersion", "appliedVersion", "progress", "error", "createDateTime", "updateDateTime"} <= set(doc)
+    assert {
+        "id",
+        "className",
+        "attachments",
+        "lifecycleStatus",
+        "executor",
+        "priority",
+        "epoch",
+        "attempt",
+        "desiredVersion",
+        "appliedVersion",
+        "progress",
+        "error",
+        "createDateTime",
+        "updateDateTime",
+    } <= set(doc)
     assert doc["lifecycleStatus"] == "Created"
     assert Task.from_doc(doc) == task
 
 
 def test_seed_style_task_with_model_attachments_stores_them_by_alias() -> None:
-    task = SeedTask(id="task_1", class_name="MyWorker", source="Test",
-                    attachments=Camera(rtsp_url="rtsp://example.com/stream", fix_frame=30))
+    task = SeedTask(
+        id="task_1",
+        class_name="MyWorker",
+        source="Test",
+        attachments=Camera(rtsp_url="rtsp://example.com/stream", fix_frame=30),
+    )
     assert task.to_doc()["attachments"] == {"rtspUrl": "rtsp://example.com/stream", "fixFrame": 30}
     assert task.lifecycle_status is TaskLifecycleStatus.CREATED
 
