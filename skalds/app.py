@@ -30,11 +30,7 @@ class Skalds:
 
     def build(self) -> SkaldsSystem:
         """Compose the config and assemble the system without starting it."""
-        overrides = self.config.overrides()
-        if not self.config.distributed:
-            overrides.append("mode=standalone")
-        else:
-            raise NotImplementedError("distributed backends arrive with the Kafka/Redis/MongoDB adapters")
+        overrides = self.config.overrides()  # no +mode: standalone, controller included
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose(config_name="config", overrides=overrides)
         settings = load_settings(cfg)

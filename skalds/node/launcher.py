@@ -82,7 +82,10 @@ class LauncherClient:
             json.dumps(self.preload),
             self.log_level,
         ]
-        self._proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], close_fds=True)
+        # The launcher must import what the node can: a script's own directory (sys.path[0]
+        # of `python my_app.py`) is not on a fresh interpreter's path otherwise.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], close_fds=True, env=env)
         theirs.close()
         ready = ours.recv(_MAX_PACKET)
         if not ready:
