@@ -12,14 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from skalds.cli import config_dir
 from skalds.controller.monitor import MonitorSettings
 from skalds.errors import ConfigError
 from skalds.node.agent import NodeSettings
 from skalds.node.supervisor import SupervisorSettings
+from skalds.reload.pool import WorkerPoolFile
 
 MODES = ("standalone", "controller", "node", "edge", "bench")
+MAIN = "conf/config.yaml"
 
 
 @dataclass(frozen=True)
@@ -37,10 +41,13 @@ class Settings:
     backend: dict[str, Any]
     pool_name: str
     pool_classes: dict[str, str]
-    source: str = "conf/config.yaml"
+    pool_file: Path | None = None
+    tasks_file: Path | None = None
+    reload_watch: bool = True
+    reload_debounce_s: float = 0.05
 
 
-def _get(cfg: DictConfig, key: str, kind: type, where: str, *, minimum: float | None = None) -> Any:
+def _get(cfg: DictConfig, key: str, kind: type, where: str = MAIN, *, minimum: float | None = None) -> Any:
     value = OmegaConf.select(cfg, key, throw_on_missing=False)
     if value is None:
         raise ConfigError(f"{key}: missing (set it in {where} or on the command line: {key}=...)", key=key)
@@ -61,56 +68,83 @@ def load_settings(cfg: DictConfig) -> Settings:
     Raises:
         ConfigError: a key is missing or wrong; the message names it and its file.
     """
-    main = "conf/config.yaml"
-    mode = _get(cfg, "mode", str, main)
+    mode = _get(cfg, "mode", str)
     if mode not in MODES:
         raise ConfigError(f"mode: unknown mode {mode!r}; known: {', '.join(MODES)} (conf/mode/*.yaml)", key="mode")
-    pool_file = f"conf/workers/{OmegaConf.select(cfg, 'workers.name', default='?')}.yaml"
-    classes = OmegaConf.select(cfg, "workers.classes", default=None)
-    if classes is None or not isinstance(classes, DictConfig):
+    pool, pool_file = _pool(cfg)
+    classes = pool.get("classes")
+    if not isinstance(classes, dict) or not classes:
         raise ConfigError(
-            f"workers.classes: missing or not a mapping of className -> import path (in {pool_file})",
-            key="workers.classes",
+            f"workers.classes: missing or empty; map className -> import path (in {pool_file})", key="workers.classes"
         )
-    pool_classes = {str(k): str(v) for k, v in OmegaConf.to_container(classes).items()}  # type: ignore[union-attr]
     supervision = SupervisorSettings(
-        heartbeat_interval_s=_get(cfg, "node.heartbeat_interval_s", float, main, minimum=0.01),
-        heartbeat_timeout_s=_get(cfg, "node.heartbeat_timeout_s", float, main, minimum=0.1),
-        cancel_grace_s=_get(cfg, "node.cancel_grace_s", float, main, minimum=0),
-        terminate_grace_s=_get(cfg, "node.terminate_grace_s", float, main, minimum=0),
+        heartbeat_interval_s=_get(cfg, "node.heartbeat_interval_s", float, minimum=0.01),
+        heartbeat_timeout_s=_get(cfg, "node.heartbeat_timeout_s", float, minimum=0.1),
+        cancel_grace_s=_get(cfg, "node.cancel_grace_s", float, minimum=0),
+        terminate_grace_s=_get(cfg, "node.terminate_grace_s", float, minimum=0),
         log_level=str(cfg.get("log_level", "INFO")).upper(),
     )
-    node_id = OmegaConf.select(cfg, "node.id", default=None) or socket.gethostname()
-    labels = OmegaConf.select(cfg, "node.labels", default=None)
+    capacity_from = MAIN
+    if OmegaConf.select(cfg, "node.capacity", default=None) is None:  # null: the pool decides
+        capacity_from = f"{pool_file} (capacity)"
+        cfg = OmegaConf.merge(cfg, {"node": {"capacity": pool.get("capacity") or 16}})  # type: ignore[assignment]
+    node_labels = OmegaConf.to_container(cfg.node.labels) if cfg.node.get("labels") else {}
+    labels = {**(pool.get("labels") or {}), **(node_labels or {})}  # type: ignore[dict-item]
     node = NodeSettings(
-        id=str(node_id),
+        id=str(OmegaConf.select(cfg, "node.id", default=None) or socket.gethostname()),
         mode="edge" if mode == "edge" else "node",
-        capacity=_get(cfg, "node.capacity", int, main, minimum=1),
-        labels={str(k): str(v) for k, v in (OmegaConf.to_container(labels) or {}).items()} if labels else {},  # type: ignore[union-attr]
-        lease_ttl_s=_get(cfg, "node.lease_ttl_s", float, main, minimum=0.1),
-        max_retries=_get(cfg, "node.max_retries", int, main, minimum=0),
+        capacity=_get(cfg, "node.capacity", int, capacity_from, minimum=1),
+        labels={str(k): str(v) for k, v in labels.items()},
+        lease_ttl_s=_get(cfg, "node.lease_ttl_s", float, minimum=0.1),
+        max_retries=_get(cfg, "node.max_retries", int, minimum=0),
         supervision=supervision,
     )
     monitor = MonitorSettings(
-        check_interval_s=_get(cfg, "monitor.check_interval_s", float, main, minimum=0.01),
+        check_interval_s=_get(cfg, "monitor.check_interval_s", float, minimum=0.01),
         lease_ttl_s=node.lease_ttl_s,
         max_retries=node.max_retries,
     )
     backend = OmegaConf.to_container(cfg.backend, resolve=True) if "backend" in cfg else None
     if not isinstance(backend, dict) or "kind" not in backend:
-        raise ConfigError(
-            "backend.kind: missing (pick a backend: backend=local or backend=distributed)", key="backend.kind"
-        )
+        raise ConfigError("backend.kind: missing (pick one: backend=local or backend=distributed)", key="backend.kind")
+    tasks_file = pool.get("tasks_file")
     return Settings(
         mode=mode,
-        data_dir=Path(_get(cfg, "data_dir", str, main)),
+        data_dir=Path(_get(cfg, "data_dir", str)),
         log_level=supervision.log_level,
-        host=_get(cfg, "controller.host", str, main),
-        port=_get(cfg, "controller.port", int, main, minimum=0),
+        host=_get(cfg, "controller.host", str),
+        port=_get(cfg, "controller.port", int, minimum=0),
         node=node,
         monitor=monitor,
         dispatch_policy=_get(cfg, "dispatch.policy", str, "conf/dispatch/*.yaml"),
-        backend=backend,
-        pool_name=str(OmegaConf.select(cfg, "workers.name", default="?")),
-        pool_classes=pool_classes,
+        backend={str(k): v for k, v in backend.items()},
+        pool_name=str(pool.get("name", "?")),
+        pool_classes={str(k): str(v) for k, v in classes.items()},
+        pool_file=pool_file,
+        tasks_file=Path(tasks_file) if tasks_file else None,
+        reload_watch=bool(OmegaConf.select(cfg, "reload.watch", default=True)),
+        reload_debounce_s=_get(cfg, "reload.debounce_s", float, minimum=0),
     )
+
+
+def _pool(cfg: DictConfig) -> tuple[dict[str, Any], Path | None]:
+    """The selected worker pool and its file: ``reload.pool_file`` when set (read from
+    there), else the composed ``workers`` group (from ``conf/workers/<name>.yaml``)."""
+    explicit = OmegaConf.select(cfg, "reload.pool_file", default=None)
+    if explicit:
+        path = Path(explicit)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+            WorkerPoolFile.model_validate(data)
+        except (OSError, yaml.YAMLError, ValueError) as exc:
+            raise ConfigError(
+                f"reload.pool_file: {path} is not a readable worker pool file: {exc}", key="reload.pool_file"
+            ) from exc
+        return data, path
+    if "workers" not in cfg:
+        raise ConfigError("workers: no worker pool selected (workers=<name>, a file in conf/workers/)", key="workers")
+    pool = OmegaConf.to_container(cfg.workers, resolve=True)
+    if not isinstance(pool, dict):
+        raise ConfigError("workers: the selected pool is not a mapping (conf/workers/*.yaml)", key="workers")
+    path = Path(config_dir()) / "workers" / f"{pool.get('name')}.yaml"
+    return {str(k): v for k, v in pool.items()}, path if path.is_file() else None

@@ -19,6 +19,7 @@ from skalds.controller.monitor import Monitor
 from skalds.controller.service import TaskService
 from skalds.core.dispatch import build_policy
 from skalds.node.agent import NodeAgent
+from skalds.reload.declared_tasks import DeclaredTasks
 from skalds.settings import Settings
 from skalds.worker.registry import WorkerCatalog
 
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 CONTROLLER_MODES = ("standalone", "controller", "bench")
 NODE_MODES = ("standalone", "node", "edge", "bench")
+#: Modes whose process owns the selected pool's declared tasks.
+DECLARING_MODES = ("standalone", "controller", "edge")
 
 
 class SkaldsSystem:
@@ -41,6 +44,7 @@ class SkaldsSystem:
         self.dispatcher: Dispatcher | None = None
         self.monitor: Monitor | None = None
         self.service: TaskService | None = None
+        self.declared: DeclaredTasks | None = None
         self.app: Any = None
         self._server: Any = None
         self._stopped = threading.Event()
@@ -61,16 +65,30 @@ class SkaldsSystem:
         if s.mode in NODE_MODES:
             self.node = NodeAgent(s.node, self.catalog, b.bus, b.store, b.live)
             self.node.start()
+        self.service = TaskService(b.store, b.bus, b.live, self.catalog)
         if s.mode in CONTROLLER_MODES:
-            from skalds.controller.app import create_app
-
-            self.service = TaskService(b.store, b.bus, b.live, self.catalog)
             self.dispatcher = Dispatcher(build_policy(s.dispatch_policy), b.bus, b.store, b.live)
             self.dispatcher.start()
             self.monitor = Monitor(s.monitor, self.dispatcher, b.bus, b.store, b.live)
             self.monitor.start()
             self.monitor.check()  # place what waits since the last run, now rather than in a second
-            self.app = create_app(self.service, b.kind)
+        if s.mode in DECLARING_MODES and (s.pool_file or s.tasks_file):
+            pinned = s.node.id if s.mode == "edge" else None
+            source = f"edge:{s.node.id}:{s.pool_name}" if pinned else f"yaml:{s.pool_name}"
+            self.declared = DeclaredTasks(
+                self.service,
+                s.pool_file,
+                s.tasks_file,
+                source=source,
+                pinned_node=pinned,
+                debounce_s=s.reload_debounce_s,
+                watch=s.reload_watch,
+            )
+            self.declared.start()
+        if s.mode in CONTROLLER_MODES:
+            from skalds.controller.app import create_app
+
+            self.app = create_app(self.service, b.kind, self.declared)
         logger.info("skalds %s up on %s backends in %.0f ms", s.mode, b.kind, (time.perf_counter() - started) * 1000)
         return self
 
@@ -97,6 +115,8 @@ class SkaldsSystem:
     def stop(self) -> None:
         """Stop workers first (cooperatively), then the controller loops, then backends."""
         started = time.perf_counter()
+        if self.declared is not None:
+            self.declared.stop()
         if self.node is not None:
             self.node.stop()
         if self.monitor is not None:

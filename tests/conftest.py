@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from skalds.settings import load_settings
 from skalds.system import SkaldsSystem
 from skalds.testing import compose_config
-from skalds.worker.registry import WorkerCatalog
 
 PROBE = str(Path(__file__).with_name("probe_workers.py").resolve()) + ":ProbeWorker"
 
@@ -28,11 +28,32 @@ FAST = [
 ]
 
 
-def make_system(data_dir: Path, *overrides: str) -> SkaldsSystem:
-    """A standalone system knowing the demo pool plus ``ProbeWorker``, not started."""
-    settings = load_settings(compose_config([*FAST, *overrides], data_dir=data_dir))
-    catalog = WorkerCatalog({**settings.pool_classes, "ProbeWorker": PROBE})
-    return SkaldsSystem(settings, catalog)
+def write_pool(path: Path, tasks: dict | None = None, **extra: object) -> Path:
+    """Write a worker pool file with the demo classes plus ``ProbeWorker``."""
+    pool = {
+        "name": "testpool",
+        "classes": {
+            "MyWorker": "workers.demo:MyWorker",
+            "CountdownWorker": "workers.demo:CountdownWorker",
+            "AlwaysFailWorker": "workers.demo:AlwaysFailWorker",
+            "ProbeWorker": PROBE,
+        },
+        "tasks": tasks or {},
+        **extra,
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(pool, sort_keys=False))
+    tmp.replace(path)  # atomic, so a watcher never sees half a file unless a test wants it
+    return path
+
+
+def make_system(data_dir: Path, *overrides: str, pool: Path | None = None) -> SkaldsSystem:
+    """A standalone system on the pool file ``pool`` (default: one with no tasks), not started."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if pool is None:
+        pool = write_pool(data_dir / "pool.yaml")
+    settings = load_settings(compose_config([*FAST, f"reload.pool_file={pool}", *overrides], data_dir=data_dir))
+    return SkaldsSystem(settings)
 
 
 @pytest.fixture

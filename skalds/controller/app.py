@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from skalds.controller.routes import system, tasks
 from skalds.controller.service import TaskService
 from skalds.errors import SkaldsError
+from skalds.reload.declared_tasks import DeclaredTasks
 
 
 @dataclass
@@ -20,6 +21,7 @@ class AppState:
 
     tasks: TaskService
     backend: str = "local"
+    declared: DeclaredTasks | None = None
     started: float = field(default_factory=time.monotonic)
 
 
@@ -27,11 +29,11 @@ def _error_body(error: str, detail: str, **extra: object) -> dict[str, object]:
     return {"error": error, "detail": detail, **extra}
 
 
-def create_app(service: TaskService, backend: str = "local") -> FastAPI:
-    """Build the API around a task service. Routes hold no try/except: errors map to HTTP
-    here, once."""
+def create_app(service: TaskService, backend: str = "local", declared: DeclaredTasks | None = None) -> FastAPI:
+    """Build the API around a task service (and the owner of declared tasks, if this
+    process has one). Routes hold no try/except: errors map to HTTP here, once."""
     app = FastAPI(title="Skalds", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
-    app.state.skalds = AppState(service, backend)
+    app.state.skalds = AppState(service, backend, declared)
 
     @app.exception_handler(SkaldsError)
     async def skalds_error(request: Request, exc: SkaldsError) -> JSONResponse:

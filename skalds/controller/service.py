@@ -53,8 +53,9 @@ class TaskService:
         self.live = live
         self.catalog = catalog
 
-    def create(self, request: CreateTaskRequest, source: str = "api") -> Task:
-        """Validate and store a task, then ask for it to be placed.
+    def create(self, request: CreateTaskRequest, source: str = "api", pinned_node: str | None = None) -> Task:
+        """Validate and store a task, then ask for it to be placed (on ``pinned_node`` only,
+        when given).
 
         Raises:
             UnknownWorkerClass, ValidationFailed: bad class or attachments (nothing stored).
@@ -68,6 +69,7 @@ class TaskService:
             source=source,
             attachments=data.model_dump(mode="json", by_alias=True),
             priority=request.priority,
+            pinned_node=pinned_node,
         )
         self.store.create(task)
         self.bus.publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
@@ -91,9 +93,10 @@ class TaskService:
             for t in tasks
         ]
 
-    def update_attachments(self, task_id: str, patch: dict[str, Any]) -> Task:
-        """Merge ``patch`` into the attachments, validate the result, store it as the next
-        ``desiredVersion`` and send it to the running worker.
+    def update_attachments(self, task_id: str, patch: dict[str, Any], *, merge: bool = True) -> Task:
+        """Merge ``patch`` into the attachments (or, with ``merge=False``, replace them),
+        validate the result, store it as the next ``desiredVersion`` and send it to the
+        running worker.
 
         Raises:
             TaskNotFound, InvalidTransition (task ended), ValidationFailed (merged result
@@ -105,7 +108,8 @@ class TaskService:
                 raise InvalidTransition(
                     f"cannot update task {task_id!r}: it is {task.lifecycle_status.value}", task_id=task_id
                 )
-            merged = {**task.attachments_dict(), **self.catalog.aliased(task.class_name, patch)}
+            base = task.attachments_dict() if merge else {}
+            merged = {**base, **self.catalog.aliased(task.class_name, patch)}
             data = self.catalog.validate(task.class_name, merged).model_dump(mode="json", by_alias=True)
             version = task.desired_version + 1
             expect = {"epoch": task.epoch, "desired_version": task.desired_version}
@@ -118,6 +122,33 @@ class TaskService:
             self.bus.publish(Topic.TASK_UPDATE_ATTACHMENT, task_id, event.to_value())
             return written
         raise StaleWrite(f"task {task_id!r} kept changing; update not applied", task_id=task_id)
+
+    def replace(self, request: CreateTaskRequest, pinned_node: str | None = None) -> Task:
+        """Start a task over with a new class and attachments (a declaration changed its
+        class, or changed a task that had ended): the old worker is stopped, the task goes
+        back to Created at a new epoch and is placed again.
+
+        Raises:
+            TaskNotFound, UnknownWorkerClass, ValidationFailed.
+        """
+        assert request.id is not None
+        data = self.catalog.validate(request.class_name, request.attachments).model_dump(mode="json", by_alias=True)
+        old = self.store.get(request.id)
+        task = lifecycle.apply(
+            self.store,
+            request.id,
+            Action.REPLACE,
+            class_name=request.class_name,
+            attachments=data,
+            priority=request.priority,
+            name=request.name,
+            pinned_node=pinned_node,
+        )
+        if not old.lifecycle_status.is_terminal:
+            event = ControlEvent(task_id=task.id, action=Action.CANCEL.value, epoch=task.epoch - 1)
+            self.bus.publish(Topic.TASK_CANCEL, task.id, event.to_value())
+        self.bus.publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
+        return task
 
     def pause(self, task_id: str) -> Task:
         """Pause a task (its worker blocks in ``wait_if_paused``)."""

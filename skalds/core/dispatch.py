@@ -27,9 +27,13 @@ class Candidate:
 
 
 def eligible(task: Task, candidates: Sequence[Candidate]) -> list[Candidate]:
-    """Nodes that can run the task's class and have a free slot. Edge nodes run only the
-    tasks they declare, so the dispatcher never places work on them."""
-    return [c for c in candidates if c.node.mode != "edge" and task.class_name in c.node.classes and c.free > 0]
+    """Nodes that can run the task's class and have a free slot. A pinned task goes only to
+    its node; edge nodes run only the tasks pinned to them."""
+    if task.pinned_node is not None:
+        candidates = [c for c in candidates if c.node.id == task.pinned_node]
+    else:
+        candidates = [c for c in candidates if c.node.mode != "edge"]
+    return [c for c in candidates if task.class_name in c.node.classes and c.free > 0]
 
 
 class DispatchPolicy(abc.ABC):

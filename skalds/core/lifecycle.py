@@ -33,6 +33,7 @@ class Action(enum.StrEnum):
     FAIL = "fail"  # node or monitor: raised, died, or out of retries
     REQUEUE = "requeue"  # monitor or node: the executor is gone, place it again
     UPDATE = "update"  # user: new attachments
+    REPLACE = "replace"  # declaration: new class (or a re-run of an ended task), start over
 
 
 _LIVE = (S.CREATED, S.ASSIGNING, S.RUNNING, S.PAUSED)
@@ -48,6 +49,7 @@ TRANSITIONS: dict[Action, dict[S, S]] = {
     Action.FAIL: {s: S.FAILED for s in _LIVE},
     Action.REQUEUE: {S.ASSIGNING: S.CREATED, S.RUNNING: S.CREATED, S.PAUSED: S.PAUSED},
     Action.UPDATE: {s: s for s in _LIVE},
+    Action.REPLACE: {s: S.CREATED for s in S},
 }
 
 #: Actions that only the task's current executor may take, fenced by its epoch.
@@ -97,10 +99,12 @@ def plan(task: Task, action: Action, **changes: Any) -> Transition:
     """
     target = next_status(task, action)
     fields: dict[str, Any] = {"lifecycle_status": target, "update_date_time": utc_now()}
-    if action in (Action.ASSIGN, Action.REQUEUE):
+    if action in (Action.ASSIGN, Action.REQUEUE, Action.REPLACE):
         fields["epoch"] = task.epoch + 1
-    if action is Action.REQUEUE:
+    if action in (Action.REQUEUE, Action.REPLACE):
         fields["executor"] = None
+    if action is Action.REPLACE:
+        fields.update(attempt=0, error=None, progress=None)
     if action is Action.RESUME and target is S.CREATED:
         fields["epoch"] = task.epoch + 1
     fields.update(changes)

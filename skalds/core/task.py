@@ -73,6 +73,8 @@ class Task(BaseModel):
     attachments: Any = Field(default_factory=dict)
     lifecycle_status: TaskLifecycleStatus = TaskLifecycleStatus.CREATED
     executor: str | None = None
+    #: Only this node may run the task (an edge node's declared tasks); None = any node.
+    pinned_node: str | None = None
     priority: int = 0
     epoch: int = 0
     attempt: int = 0

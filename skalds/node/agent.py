@@ -118,6 +118,8 @@ class NodeAgent:
             handle = self._workers.get(control.task_id)
             if handle is None:
                 return
+            if control.epoch is not None and control.epoch < handle.epoch:
+                return  # about an older copy of the task; this one is newer
             if control.action == "cancel":
                 self.supervisor.stop(handle, "cancelled")
             elif control.action in ("pause", "resume"):

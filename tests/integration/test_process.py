@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from skalds.testing import wait_until
+from tests.conftest import write_pool
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -28,6 +29,9 @@ class SkaldsProcess:
         self.port = free_port()
         self.cwd = cwd
         self.log = cwd / f"skalds-{self.port}.log"
+        pool = cwd / "pool.yaml"
+        if not pool.exists():
+            write_pool(pool)
         args = [
             sys.executable,
             "-m",
@@ -36,6 +40,7 @@ class SkaldsProcess:
             "node.id=proc-node",
             "node.heartbeat_interval_s=0.2",
             "node.cancel_grace_s=1",
+            f"reload.pool_file={pool}",
             *overrides,
         ]
         with open(self.log, "w") as log:

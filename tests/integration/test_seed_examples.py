@@ -21,8 +21,12 @@ def test_seed_node_app_runs_a_registered_worker_from_its_script(tmp_path: Path) 
     port = free_port()
     log = tmp_path / "node.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(EXAMPLES / "node_app.py"), str(port)], cwd=tmp_path,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "node_app.py"), str(port)],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
 
@@ -37,8 +41,11 @@ def test_seed_node_app_runs_a_registered_worker_from_its_script(tmp_path: Path) 
         assert [w["className"] for w in http.get("/api/workers").json()] == ["MyWorker"]
         body = {"id": "seed-1", "className": "MyWorker", "attachments": {"rtspUrl": "rtsp://cam/1", "fixFrame": 30}}
         assert http.post("/api/tasks", json=body).status_code == 201
-        wait_until(lambda: http.get("/api/tasks/seed-1").json()["lifecycleStatus"] == "Running", timeout_s=20,
-                   message="running")
+        wait_until(
+            lambda: http.get("/api/tasks/seed-1").json()["lifecycleStatus"] == "Running",
+            timeout_s=20,
+            message="running",
+        )
         http.patch("/api/tasks/seed-1/attachments", json={"attachments": {"fixFrame": 31}})
         wait_until(lambda: "Updating event for MyWorker" in log.read_text(), timeout_s=10, message="update handled")
         assert "[seed-1]" in log.read_text(), "worker log lines carry the task id"

@@ -45,3 +45,10 @@ def test_binpack_fills_the_fullest_node_first() -> None:
 def test_unknown_policy_names_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="least_loaded"):
         build_policy("fastest")
+
+
+def test_a_pinned_task_goes_only_to_its_node_even_an_edge() -> None:
+    policy = build_policy("least_loaded")
+    pinned = Task(id="p", class_name="A", pinned_node="edge-1")
+    assert policy.choose(pinned, [node("n1", 0), node("edge-1", 3, mode="edge")]) == "edge-1"
+    assert policy.choose(pinned, [node("n1", 0)]) is None

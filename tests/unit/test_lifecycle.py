@@ -15,9 +15,9 @@ def task(status: S, executor: str | None = "n1", epoch: int = 3) -> Task:
     return Task(id="t", class_name="C", lifecycle_status=status, executor=executor, epoch=epoch)
 
 
-@pytest.mark.parametrize("action", list(Action))
+@pytest.mark.parametrize("action", [a for a in Action if a is not Action.REPLACE])
 @pytest.mark.parametrize("terminal", sorted(TERMINAL_STATES))
-def test_no_action_leaves_a_terminal_state(action: Action, terminal: S) -> None:
+def test_no_action_but_replace_leaves_a_terminal_state(action: Action, terminal: S) -> None:
     assert not allowed(terminal, action)
     with pytest.raises(InvalidTransition):
         next_status(task(terminal), action)
@@ -67,3 +67,11 @@ def test_resuming_a_paused_task_without_a_worker_places_it_again() -> None:
 def test_every_state_is_covered_by_cancel_or_is_terminal() -> None:
     for s in S:
         assert s in TRANSITIONS[Action.CANCEL] or s in TERMINAL_STATES
+
+
+@pytest.mark.parametrize("start", list(S))
+def test_replace_starts_any_task_over_unplaced_at_a_new_epoch(start: S) -> None:
+    t = plan(task(start), Action.REPLACE, class_name="D")
+    assert t.changes["lifecycle_status"] is S.CREATED
+    assert (t.changes["epoch"], t.changes["executor"], t.changes["attempt"]) == (4, None, 0)
+    assert t.changes["class_name"] == "D"

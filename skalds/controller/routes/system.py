@@ -34,3 +34,17 @@ def health(request: Request) -> dict[str, Any]:
         "nodes": len(state.tasks.live.nodes()),
         "uptimeS": round(time.monotonic() - state.started, 3),
     }
+
+
+@router.get("/system/config", summary="Declared tasks: the last reload of the pool files")
+def config_status(request: Request) -> dict[str, Any]:
+    """Which files declare tasks here, and the result of their last reload: what was
+    created/updated/replaced/cancelled, or why the edit was rejected (file, line, field)."""
+    declared = request.app.state.skalds.declared
+    if declared is None:
+        return {"files": [], "lastReload": None}
+    return {
+        "files": [str(p) for p in declared.files],
+        "source": declared.source,
+        "lastReload": declared.last.to_dict() if declared.last else None,
+    }
