@@ -1,8 +1,9 @@
 """Keeps the tasks a worker pool declares in line with its YAML, at start and on every save.
 
-A watchdog observer watches the directories of the pool file and the seed tasks file (editors
-that save by writing a temp file and renaming it are seen as a move onto the file). Events
-are debounced: a burst of saves triggers one reload, of the last content. A reload parses and
+A watchdog observer watches the directories of the pool file and the seed tasks file. A write
+known to be complete (the file closed after writing, or a temp file renamed onto it, as many
+editors save) reloads at once; other changes are debounced, so a half-written file is not
+read. Reloads run one at a time and always read the file as it is now: the last save wins. A reload parses and
 validates everything first; a bad file is rejected whole, logged, and shown by
 ``GET /api/system/config``, while the running tasks keep their last good parameters. The
 files are never written.
@@ -121,11 +122,12 @@ class DeclaredTasks:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
-    def changed(self) -> None:
+    def changed(self, complete: bool = False) -> None:
         """A watched file changed: reload after the debounce delay (later changes push it
-        back, so a burst of saves costs one reload)."""
+        back, so a burst of writes costs one reload), or at once when the write is known to
+        be ``complete`` (the file was closed after writing, or renamed into place)."""
         with self._cond:
-            self._due = time.monotonic() + self.debounce_s
+            self._due = time.monotonic() + (0.0 if complete else self.debounce_s)
             self._cond.notify()
 
     def _debounce_loop(self) -> None:
@@ -235,6 +237,10 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        touched = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
-        if touched & self.paths:
-            self.owner.changed()
+        if event.event_type == "moved":
+            if str(event.dest_path) in self.paths:  # a temp file renamed onto ours: complete
+                self.owner.changed(complete=True)
+            elif str(event.src_path) in self.paths:
+                self.owner.changed()
+        elif str(event.src_path) in self.paths:
+            self.owner.changed(complete=event.event_type == "closed")
