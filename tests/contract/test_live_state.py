@@ -36,3 +36,29 @@ def test_heartbeats_are_batched_read_by_task_and_expire_each_on_its_own(live_sta
     wait_until(lambda: set(live_state.heartbeats([a, b])) == {b}, timeout_s=5, message="a expired, b kept")
     live_state.drop_heartbeats([b])
     assert live_state.heartbeats([b]) == {}
+
+
+def test_heartbeats_of_every_task_are_read_when_no_ids_are_given(live_state: LiveState, unique: str) -> None:
+    a, b = f"{unique}-a", f"{unique}-b"
+    live_state.put_heartbeats([Heartbeat(a, "n", 1, time.time()), Heartbeat(b, "n", 1, time.time(), 1.0)], ttl_s=30)
+    assert set(live_state.heartbeats()) >= {a, b}
+    assert live_state.heartbeats([]) == {}
+    live_state.put_heartbeats([], ttl_s=30)  # nothing to write is no error
+
+
+def test_a_later_heartbeat_replaces_the_earlier_and_renews_its_ttl(live_state: LiveState, unique: str) -> None:
+    a = f"{unique}-a"
+    live_state.put_heartbeats([Heartbeat(a, "n", 1, time.time(), 0.1)], ttl_s=0.5)
+    live_state.put_heartbeats([Heartbeat(a, "n", 2, time.time(), 0.9)], ttl_s=30)
+    time.sleep(0.8)
+    beat = live_state.heartbeats([a])[a]
+    assert (beat.epoch, beat.progress) == (2, 0.9)
+
+
+def test_dropping_heartbeats_is_idempotent(live_state: LiveState, unique: str) -> None:
+    a = f"{unique}-a"
+    live_state.put_heartbeats([Heartbeat(a, "n", 1, time.time())], ttl_s=30)
+    live_state.drop_heartbeats([a, f"{unique}-never-seen"])
+    live_state.drop_heartbeats([a])
+    live_state.drop_heartbeats([])
+    assert live_state.heartbeats([a]) == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -88,3 +89,32 @@ def test_find_filters_pages_and_counts(task_store: TaskStore) -> None:
     assert [t.id for t in task_store.find(TaskQuery(lifecycle_status=[S.ASSIGNING])).items] == ["t1", "t3"]
     assert [t.id for t in task_store.find(TaskQuery(executor="n2")).items] == ["t3"]
     assert task_store.count_active_by_executor() == {"n1": 1, "n2": 1}
+
+
+def test_find_orders_by_creation_time_then_id(task_store: TaskStore) -> None:
+    base = datetime(2026, 1, 2, 3, 4, 5, 250_000, tzinfo=UTC)
+    for task_id, offset_s in [("c", 0), ("a", 2), ("b", 0), ("d", -1)]:
+        task_store.create(new(task_id, create_date_time=base + timedelta(seconds=offset_s)))
+    assert [t.id for t in task_store.find(TaskQuery()).items] == ["d", "b", "c", "a"]
+    page = task_store.find(TaskQuery(offset=3, limit=10))
+    assert ([t.id for t in page.items], page.total) == (["a"], 4)
+
+
+def test_apply_may_expect_any_field_and_a_none_value(task_store: TaskStore) -> None:
+    task_store.create(new("a", attachments={"v": 1}))
+    written = task_store.apply(Transition("a", {"executor": None, "attachments": {"v": 1}}, {"priority": 5}))
+    assert written.priority == 5 and task_store.get("a") == written
+    with pytest.raises(StaleWrite):
+        task_store.apply(Transition("a", {"executor": "n9"}, {"priority": 6}))
+    assert task_store.get("a").priority == 5
+
+
+def test_only_active_tasks_with_an_executor_are_counted(task_store: TaskStore) -> None:
+    for task_id in ("a", "b", "c", "d"):
+        task_store.create(new(task_id))
+    for task_id in ("a", "b", "c"):
+        task_store.apply(plan(task_store.get(task_id), Action.ASSIGN, executor="n1"))
+    task_store.apply(plan(task_store.get("b"), Action.FINISH))
+    task_store.apply(plan(task_store.get("c"), Action.REQUEUE))
+    assert task_store.count_active_by_executor() == {"n1": 1}
+    assert task_store.find(TaskQuery(lifecycle_status=[S.CREATED, S.FINISHED])).total == 3

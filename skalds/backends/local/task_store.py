@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     class_name  TEXT NOT NULL,
     status      TEXT NOT NULL,
     executor    TEXT,
-    created     TEXT NOT NULL,
+    created     REAL NOT NULL,  -- UNIX seconds: orders correctly, unlike ISO strings of mixed precision
     doc         TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
@@ -53,7 +53,8 @@ class SqliteTaskStore(TaskStore):
 
     def _write(self, task: Task, *, insert: bool) -> None:
         doc = task.to_doc()
-        row = (task.class_name, doc["lifecycleStatus"], task.executor, doc["createDateTime"], json.dumps(doc), task.id)
+        created = task.create_date_time.timestamp()
+        row = (task.class_name, doc["lifecycleStatus"], task.executor, created, json.dumps(doc), task.id)
         if insert:
             self._db.execute(
                 "INSERT INTO tasks (class_name, status, executor, created, doc, id) VALUES (?, ?, ?, ?, ?, ?)", row

@@ -1,0 +1,97 @@
+"""MongoTaskStore details beyond the port's contract: the stored document, time ordering of
+ISO strings, and errors for an unreachable server or a bad URI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pymongo
+import pytest
+
+from skalds.backends.mongo import MongoSettings, MongoTaskStore
+from skalds.core.lifecycle import Action, Transition, plan
+from skalds.core.task import Task, TaskLifecycleStatus
+from skalds.errors import BackendUnavailable, ConfigError
+from skalds.ports.task_store import TaskQuery
+from tests.contract.adapters_mongo import DB_NAME, STORES
+from tests.servers import free_port, unavailable
+from tests.servers.mongo import MongoServer, mongo, start_mongo
+
+
+@pytest.fixture
+def server() -> MongoServer:
+    return mongo()
+
+
+@pytest.fixture
+def store(unique: str) -> Iterator[MongoTaskStore]:
+    with STORES["mongo"](unique) as store:
+        assert isinstance(store, MongoTaskStore)
+        yield store
+
+
+def test_a_task_is_stored_as_its_camel_case_document_keyed_by_id(
+    store: MongoTaskStore, server: MongoServer, unique: str
+) -> None:
+    task = store.create(Task(id="a", class_name="C", attachments={"rtspUrl": "x"}))
+    store.apply(plan(task, Action.ASSIGN, executor="n1"))
+    with pymongo.MongoClient(server.uri) as client:
+        doc = client[DB_NAME][unique].find_one({"_id": "a"})
+        indexes = {tuple(k for k, _ in info["key"]) for info in client[DB_NAME][unique].index_information().values()}
+    assert doc is not None
+    assert doc["id"] == "a" and doc["className"] == "C" and doc["attachments"] == {"rtspUrl": "x"}
+    assert (doc["lifecycleStatus"], doc["executor"], doc["epoch"]) == ("Assigning", "n1", 1)
+    assert doc["createDateTime"].endswith("Z") and len(doc["createDateTime"]) == len("2026-01-02T03:04:05.000000Z")
+    assert {("lifecycleStatus",), ("executor",), ("className",), ("createDateTime", "id")} <= indexes
+
+
+def test_creation_order_is_time_order_whatever_the_offset_or_fraction(store: MongoTaskStore) -> None:
+    # ISO strings as pydantic writes them sort wrongly: "…:05Z" after "…:05.5Z", and "+02:00"
+    # times by their local clock. The store's fixed-width UTC form must sort by the instant.
+    base = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    times = {
+        "whole-second": base,
+        "half-second": base + timedelta(microseconds=500_000),
+        "earlier-in-plus-two": (base - timedelta(seconds=1)).astimezone(timezone(timedelta(hours=2))),
+    }
+    for task_id, at in times.items():
+        store.create(Task(id=task_id, class_name="C", create_date_time=at))
+    assert [t.id for t in store.find(TaskQuery()).items] == ["earlier-in-plus-two", "whole-second", "half-second"]
+    assert {t.id: t.create_date_time for t in store.find(TaskQuery()).items} == times
+
+
+def test_a_transition_may_expect_and_set_datetimes_and_enums(store: MongoTaskStore) -> None:
+    task = store.create(Task(id="a", class_name="C"))
+    later = task.update_date_time + timedelta(seconds=1)
+    expect = {"update_date_time": task.update_date_time, "lifecycle_status": TaskLifecycleStatus.CREATED}
+    written = store.apply(Transition("a", expect, {"update_date_time": later, "priority": 7}))
+    assert (written.update_date_time, written.priority) == (later, 7)
+    with pytest.raises(ValueError, match="nosuch"):
+        store.apply(Transition("a", {"nosuch": 1}, {"priority": 1}))
+
+
+def test_an_unreachable_server_is_backend_unavailable(unique: str) -> None:
+    settings = MongoSettings(uri=f"mongodb://127.0.0.1:{free_port()}", collection=unique, timeout_s=0.5)
+    with pytest.raises(BackendUnavailable):
+        MongoTaskStore(settings)
+
+
+def test_a_malformed_uri_is_a_config_error() -> None:
+    for uri in ("notmongo://127.0.0.1", "mongodb://127.0.0.1:99999"):
+        with pytest.raises(ConfigError, match=r"backend\.mongo\.uri"):
+            MongoTaskStore(MongoSettings(uri=uri))
+
+
+def test_calls_on_a_store_whose_server_went_away_are_backend_unavailable(unique: str) -> None:
+    try:
+        own = start_mongo()
+    except Exception as exc:
+        unavailable(f"mongo: {exc}")
+    store = MongoTaskStore(MongoSettings(uri=own.uri, collection=unique, timeout_s=1.0))
+    store.create(Task(id="a", class_name="C"))
+    own.stop()
+    with pytest.raises(BackendUnavailable):
+        store.get("a")
+    store.close()
+    store.close()
