@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from skalds.backends.factory import Backends, build_backends
+from skalds.controller.catalog import ClusterCatalog
 from skalds.controller.dispatcher import Dispatcher
 from skalds.controller.monitor import Monitor
 from skalds.controller.service import TaskService
@@ -65,7 +66,7 @@ class SkaldsSystem:
         if s.mode in NODE_MODES:
             self.node = NodeAgent(s.node, self.catalog, b.bus, b.store, b.live)
             self.node.start()
-        self.service = TaskService(b.store, b.bus, b.live, self.catalog)
+        self.service = TaskService(b.store, b.bus, b.live, ClusterCatalog(self.catalog, b.live))
         if s.mode in CONTROLLER_MODES:
             self.dispatcher = Dispatcher(build_policy(s.dispatch_policy), b.bus, b.store, b.live)
             self.dispatcher.start()

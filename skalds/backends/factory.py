@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,4 +44,39 @@ def build_backends(config: dict[str, Any]) -> Backends:
         if not path:
             raise ConfigError("backend.sqlite_path: missing (conf/backend/local.yaml)", key="backend.sqlite_path")
         return Backends("local", LocalEventBus(), SqliteTaskStore(Path(path)), MemoryLiveState())
-    raise ConfigError(f"backend.kind: unknown backend {kind!r}; known: local", key="backend.kind")
+    if kind == "distributed":
+        return _distributed(config)
+    raise ConfigError(f"backend.kind: unknown backend {kind!r}; known: local, distributed", key="backend.kind")
+
+
+def _settings(config: dict[str, Any], section: str, cls: type) -> Any:
+    values = config.get(section)
+    if not isinstance(values, dict):
+        raise ConfigError(f"backend.{section}: missing (conf/backend/distributed.yaml)", key=f"backend.{section}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"backend.{section}.{unknown[0]}: unknown key; known: {', '.join(sorted(known))} "
+            "(conf/backend/distributed.yaml or the command line)",
+            key=f"backend.{section}.{unknown[0]}",
+        )
+    return cls(**values)
+
+
+def _distributed(config: dict[str, Any]) -> Backends:
+    try:
+        from skalds.backends.kafka import KafkaEventBus, KafkaSettings
+        from skalds.backends.mongo import MongoSettings, MongoTaskStore
+        from skalds.backends.redis import RedisLiveState, RedisSettings
+    except ImportError as exc:
+        raise ConfigError(
+            f"backend=distributed needs the client libraries: pip install -e '.[distributed]' ({exc})",
+            key="backend.kind",
+        ) from exc
+    kafka = _settings(config, "kafka", KafkaSettings)
+    redis = _settings(config, "redis", RedisSettings)
+    mongo = _settings(config, "mongo", MongoSettings)
+    store = MongoTaskStore(mongo)
+    live = RedisLiveState(redis)
+    return Backends("distributed", KafkaEventBus(kafka), store, live)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from skalds.controller.catalog import Catalog
 from skalds.core import lifecycle
 from skalds.core.events import ControlEvent, TaskEvent, Topic, UpdateEvent
 from skalds.core.lifecycle import Action, Transition
@@ -21,7 +22,6 @@ from skalds.errors import InvalidTransition, StaleWrite
 from skalds.ports.event_bus import EventBus
 from skalds.ports.live_state import LiveState
 from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
-from skalds.worker.registry import WorkerCatalog
 
 
 class CreateTaskRequest(BaseModel):
@@ -47,7 +47,7 @@ class UpdateAttachmentsRequest(BaseModel):
 class TaskService:
     """Create, read, update and control tasks."""
 
-    def __init__(self, store: TaskStore, bus: EventBus, live: LiveState, catalog: WorkerCatalog) -> None:
+    def __init__(self, store: TaskStore, bus: EventBus, live: LiveState, catalog: Catalog) -> None:
         self.store = store
         self.bus = bus
         self.live = live
@@ -61,13 +61,13 @@ class TaskService:
             UnknownWorkerClass, ValidationFailed: bad class or attachments (nothing stored).
             TaskAlreadyExists: the id is taken.
         """
-        data = self.catalog.validate(request.class_name, request.attachments)
+        data = self.catalog.normalize(request.class_name, request.attachments)
         task = Task(
             id=request.id or uuid.uuid4().hex[:12],
             class_name=request.class_name,
             name=request.name,
             source=source,
-            attachments=data.model_dump(mode="json", by_alias=True),
+            attachments=data,
             priority=request.priority,
             pinned_node=pinned_node,
         )
@@ -110,7 +110,7 @@ class TaskService:
                 )
             base = task.attachments_dict() if merge else {}
             merged = {**base, **self.catalog.aliased(task.class_name, patch)}
-            data = self.catalog.validate(task.class_name, merged).model_dump(mode="json", by_alias=True)
+            data = self.catalog.normalize(task.class_name, merged)
             version = task.desired_version + 1
             expect = {"epoch": task.epoch, "desired_version": task.desired_version}
             changes = {"attachments": data, "desired_version": version, "update_date_time": utc_now()}
@@ -132,7 +132,7 @@ class TaskService:
             TaskNotFound, UnknownWorkerClass, ValidationFailed.
         """
         assert request.id is not None
-        data = self.catalog.validate(request.class_name, request.attachments).model_dump(mode="json", by_alias=True)
+        data = self.catalog.normalize(request.class_name, request.attachments)
         old = self.store.get(request.id)
         task = lifecycle.apply(
             self.store,

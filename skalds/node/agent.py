@@ -60,6 +60,7 @@ class NodeAgent:
         self._stopping = threading.Event()
         self._beat_thread = threading.Thread(target=self._beat_loop, name="skalds-node-lease", daemon=True)
         self._started_at = time.time()
+        self._schemas = {entry["className"]: entry["schema"] for entry in catalog.schemas()}
 
     # ---- lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -273,6 +274,7 @@ class NodeAgent:
             capacity=self.settings.capacity,
             running=self.running_count(),
             labels=dict(self.settings.labels),
+            schemas=self._schemas,
             started_at=self._started_at,
             heartbeat_at=time.time(),
         )

@@ -84,7 +84,7 @@ class LauncherClient:
         ]
         # The launcher must import what the node can: a script's own directory (sys.path[0]
         # of `python my_app.py`) is not on a fresh interpreter's path otherwise.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "SKALDS_IN_LAUNCHER": "1"}
         self._proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], close_fds=True, env=env)
         theirs.close()
         ready = ours.recv(_MAX_PACKET)

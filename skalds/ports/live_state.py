@@ -21,6 +21,9 @@ class NodeInfo:
     capacity: int
     running: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    #: className -> JSON Schema of its attachments, so a controller that cannot import a
+    #: class still validates requests for it.
+    schemas: dict[str, Any] = field(default_factory=dict)
     started_at: float = 0.0
     heartbeat_at: float = 0.0
 

@@ -22,9 +22,9 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from skalds.controller.catalog import Catalog
 from skalds.core.declared import Declared
 from skalds.errors import ValidationFailed
-from skalds.worker.registry import WorkerCatalog
 
 TASK_ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 
@@ -132,7 +132,7 @@ class _Reader:
         return None
 
 
-def load_file(path: Path, model: type[BaseModel], catalog: WorkerCatalog, tasks_key: str) -> LoadedFile:
+def load_file(path: Path, model: type[BaseModel], catalog: Catalog, tasks_key: str) -> LoadedFile:
     """Read and validate one file; return its declared tasks.
 
     Raises:
@@ -171,7 +171,7 @@ def load_file(path: Path, model: type[BaseModel], catalog: WorkerCatalog, tasks_
                 )
             )
         try:
-            model_data = catalog.validate(spec.class_name, spec.attachments)
+            attachments = catalog.normalize(spec.class_name, spec.attachments)
         except ValidationFailed as exc:
             first = (exc.detail.get("errors") or [{}])[0]
             sub = tuple(str(first.get("field", "")).split(".")) if first.get("field") else ()
@@ -180,7 +180,7 @@ def load_file(path: Path, model: type[BaseModel], catalog: WorkerCatalog, tasks_
                 FileProblem(str(path), first.get("message", exc.message), reader.line_of(where), ".".join(where))
             ) from exc
         tasks[str(task_id)] = Declared(
-            str(task_id), spec.class_name, model_data.model_dump(mode="json", by_alias=True), spec.priority, spec.name
+            str(task_id), spec.class_name, attachments, spec.priority, spec.name
         )
     return LoadedFile(path, data, tasks)
 
@@ -189,7 +189,7 @@ def _fail(problem: FileProblem) -> ValidationFailed:
     return ValidationFailed(str(problem), problem=problem)
 
 
-def load_declarations(pool_file: Path | None, tasks_file: Path | None, catalog: WorkerCatalog) -> dict[str, Declared]:
+def load_declarations(pool_file: Path | None, tasks_file: Path | None, catalog: Catalog) -> dict[str, Declared]:
     """Every task the pool file and the seed tasks file declare, validated.
 
     Raises:

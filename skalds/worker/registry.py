@@ -126,6 +126,15 @@ class WorkerCatalog:
             summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or str(exc)
             raise ValidationFailed(f"invalid attachments for {name}: {summary}", errors=fields) from exc
 
+    def normalize(self, name: str, attachments: Any) -> dict[str, Any]:
+        """Validate attachments and return them as the model dumps them (JSON, by alias), so
+        equal settings always compare equal.
+
+        Raises:
+            UnknownWorkerClass, ValidationFailed: as :meth:`validate`.
+        """
+        return self.validate(name, attachments).model_dump(mode="json", by_alias=True)
+
     def aliased(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
         """``fields`` with Python field names turned into the model's aliases, so a patch
         written either way merges onto attachments stored by alias."""

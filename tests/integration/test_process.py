@@ -9,64 +9,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psutil
 import pytest
 
 from skalds.testing import wait_until
-from tests.conftest import write_pool
-from tests.servers import free_port
+from tests.procs import SkaldsProcess
 
 pytestmark = pytest.mark.integration
 
 GOOD = {"rtspUrl": "rtsp://example.com/stream", "fixFrame": 10}
-
-
-class SkaldsProcess:
-    """One ``python -m skalds`` run in a working directory, with its log captured."""
-
-    def __init__(self, cwd: Path, *overrides: str) -> None:
-        self.port = free_port()
-        self.cwd = cwd
-        self.log = cwd / f"skalds-{self.port}.log"
-        pool = cwd / "pool.yaml"
-        if not pool.exists():
-            write_pool(pool)
-        args = [
-            sys.executable,
-            "-m",
-            "skalds",
-            f"controller.port={self.port}",
-            "node.id=proc-node",
-            "node.heartbeat_interval_s=0.2",
-            "node.cancel_grace_s=1",
-            f"reload.pool_file={pool}",
-            *overrides,
-        ]
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
-        wait_until(self._up, timeout_s=60, interval_s=0.1, message=f"skalds up (log: {self.log})")
-
-    def _up(self) -> bool:
-        assert self.proc.poll() is None, self.log.read_text()
-        try:
-            return self.http.get("/api/system/health").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def descendants(self) -> list[psutil.Process]:
-        return psutil.Process(self.proc.pid).children(recursive=True)
-
-    def stop(self, sig: int = signal.SIGINT, timeout_s: float = 15) -> int:
-        self.http.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
 
 
 @pytest.fixture

@@ -1,0 +1,168 @@
+"""The distributed shape: controller, two nodes and an edge as separate OS processes on real
+Kafka-protocol, Valkey and MongoDB-wire servers, driven through the REST API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from skalds.testing import wait_until
+from tests.conftest import PROBE, write_pool
+from tests.probe_workers import read
+from tests.procs import SkaldsProcess
+
+pytestmark = pytest.mark.integration
+
+#: Short group session (tansu joins take half of it) and fetch wait (tansu waits it out).
+KAFKA_FAST = ["backend.kafka.session_timeout_ms=2000", "backend.kafka.fetch_wait_max_ms=10"]
+
+
+@pytest.fixture
+def servers_env() -> dict[str, str]:
+    """Environment pointing every process at the test servers, under names of its own."""
+    from tests.servers import mongo, tansu, valkey
+
+    unique = f"d{uuid.uuid4().hex[:8]}"
+    kafka_host, kafka_port = tansu.bootstrap_servers().split(":")
+    redis = valkey.valkey()
+    return {
+        "KAFKA_HOST": kafka_host,
+        "KAFKA_PORT": kafka_port,
+        "KAFKA_TOPIC_PREFIX": f"{unique}.",
+        "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": str(redis.port),
+        "REDIS_KEY_PREFIX": unique,
+        "MONGO_HOST": mongo.mongo().uri,
+        "DB_NAME": unique,
+    }
+
+
+class Cluster:
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp, self.env = tmp, env
+        self.procs: list[SkaldsProcess] = []
+        self.pool = write_pool(tmp / "pool.yaml")
+
+    def start(self, mode: str, node_id: str, *overrides: str, pool: Path | None = None) -> SkaldsProcess:
+        p = SkaldsProcess(
+            self.tmp, f"+mode={mode}", *KAFKA_FAST, "node.lease_ttl_s=2", "monitor.check_interval_s=0.2",
+            *overrides, pool=pool or self.pool, env=self.env, name=node_id, http=mode == "controller",
+            node_id=node_id,
+        )
+        self.procs.append(p)
+        return p
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.proc.poll() is None:
+                p.kill()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, servers_env: dict[str, str]) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, servers_env)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def test_lifecycle_across_controller_two_nodes_and_an_edge(cluster: Cluster, tmp_path: Path) -> None:
+    edge_journal = str(tmp_path / "edge.jsonl")
+    edge_pool = write_pool(tmp_path / "edge.yaml", {"edge-cam": {"className": "ProbeWorker",
+                                                                  "attachments": {"journal": edge_journal}}})
+    controller = cluster.start("controller", "controller")
+    node_a = cluster.start("node", "node-a")
+    cluster.start("node", "node-b")
+    cluster.start("edge", "edge-1", pool=edge_pool)
+    api = controller.http
+    wait_until(lambda: {n["id"] for n in api.get("/api/skalds").json()} == {"node-a", "node-b", "edge-1"},
+               timeout_s=30, message="three nodes hold leases")
+
+    journal = str(tmp_path / "task.jsonl")
+    r = api.post("/api/tasks", json={"id": "t1", "className": "ProbeWorker", "attachments": {"journal": journal}})
+    assert r.status_code == 201, r.text
+    wait_until(lambda: api.get("/api/tasks/t1").json()["lifecycleStatus"] == "Running", timeout_s=30, message="running")
+    assert api.get("/api/tasks/t1").json()["executor"] in ("node-a", "node-b")
+
+    api.patch("/api/tasks/t1/attachments", json={"attachments": {"level": 17}})
+    wait_until(lambda: [e for e in read(journal) if e["event"] == "update" and e["level"] == 17], timeout_s=20,
+               message="update handler on the node")
+    wait_until(lambda: api.get("/api/tasks/t1").json()["appliedVersion"] == 1, timeout_s=20, message="applied")
+    assert api.post("/api/tasks/t1/pause").json()["lifecycleStatus"] == "Paused"
+    wait_until(lambda: [e for e in read(journal) if e["event"] == "paused"], timeout_s=20, message="paused")
+    api.post("/api/tasks/t1/resume")
+    wait_until(lambda: [e for e in read(journal) if e["event"] == "resumed"], timeout_s=20, message="resumed")
+    api.post("/api/tasks/t1/cancel")
+    wait_until(lambda: [e for e in read(journal) if e["event"] == "release"], timeout_s=20, message="cancelled")
+
+    # the edge runs its declared task under its own id; the controller sees and drives it
+    wait_until(lambda: api.get("/api/tasks/edge-cam").json().get("lifecycleStatus") == "Running", timeout_s=30,
+               message="edge task running")
+    assert api.get("/api/tasks/edge-cam").json()["executor"] == "edge-1"
+    api.patch("/api/tasks/edge-cam/attachments", json={"attachments": {"level": 5}})
+    wait_until(lambda: [e for e in read(edge_journal) if e["event"] == "update" and e["level"] == 5], timeout_s=20,
+               message="controller updated the edge's task")
+
+    # a controller crash loses nothing: the running task keeps running, state is in MongoDB
+    r = api.post("/api/tasks", json={"id": "t2", "className": "ProbeWorker",
+                                     "attachments": {"journal": str(tmp_path / "t2.jsonl")}})
+    wait_until(lambda: api.get("/api/tasks/t2").json()["lifecycleStatus"] == "Running", timeout_s=30, message="t2")
+    pid = [e for e in read(str(tmp_path / "t2.jsonl")) if e["event"] == "main"][0]["pid"]
+    controller.kill()
+    controller.start()
+    assert api.get("/api/tasks/t2").json()["lifecycleStatus"] == "Running"
+    assert api.get("/api/tasks/t1").json()["lifecycleStatus"] == "Cancelled"
+    assert len([e for e in read(str(tmp_path / "t2.jsonl")) if e["event"] == "main"]) == 1
+    assert [e["pid"] for e in read(str(tmp_path / "t2.jsonl")) if e["event"] == "main"] == [pid]
+
+    # a node crash: its tasks run on the other node
+    executor = api.get("/api/tasks/t2").json()["executor"]
+    victim = node_a if executor == "node-a" else next(p for p in cluster.procs if p.name == "node-b")
+    victim.kill()
+    other = "node-b" if executor == "node-a" else "node-a"
+    wait_until(lambda: api.get("/api/tasks/t2").json()["executor"] == other
+               and api.get("/api/tasks/t2").json()["lifecycleStatus"] == "Running", timeout_s=30,
+               message="failover to the other node")
+
+
+def test_the_seed_task_creation_example_dispatches_through_kafka(cluster: Cluster, tmp_path: Path,
+                                                                 servers_env: dict[str, str]) -> None:
+    import os
+
+    from pydantic import BaseModel
+
+    from skalds.model.event import TaskEvent
+    from skalds.model.task import Task
+    from skalds.proxy.kafka import KafkaConfig, KafkaProxy, KafkaTopic
+    from skalds.proxy.mongo import MongoConfig, MongoProxy
+    from skalds.repository.repository import TaskRepository
+
+    controller = cluster.start("controller", "controller")
+    cluster.start("node", "node-a")
+    wait_until(lambda: controller.http.get("/api/skalds").json(), timeout_s=30, message="node up")
+
+    class ProbeData(BaseModel):
+        journal: str
+
+    journal = str(tmp_path / "seed.jsonl")
+    os.environ["DB_NAME"] = servers_env["DB_NAME"]
+    try:
+        task_rep = TaskRepository(MongoProxy(MongoConfig(host=servers_env["MONGO_HOST"])))
+    finally:
+        del os.environ["DB_NAME"]
+    kafka_proxy = KafkaProxy(KafkaConfig(host=servers_env["KAFKA_HOST"], port=int(servers_env["KAFKA_PORT"]),
+                                         topic_prefix=servers_env["KAFKA_TOPIC_PREFIX"]))
+    try:
+        new_task = Task(id="task_1", class_name="ProbeWorker", source="Test", attachments=ProbeData(journal=journal))
+        task_rep.create_task(new_task)
+        task_event = TaskEvent(task_ids=[new_task.id])
+        kafka_proxy.produce(KafkaTopic.TASK_ASSIGN, key=new_task.id, value=task_event.model_dump_json())
+        wait_until(lambda: [e for e in read(journal) if e["event"] == "main"], timeout_s=30, message="seed task ran")
+        assert task_rep.get_task_by_task_id("task_1").executor == "node-a"
+    finally:
+        kafka_proxy.close()
+    assert PROBE  # the node and controller know ProbeWorker from the pool file
