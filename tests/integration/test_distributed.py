@@ -111,7 +111,8 @@ def test_lifecycle_across_controller_two_nodes_and_an_edge(cluster: Cluster, tmp
     r = api.post("/api/tasks", json={"id": "t2", "className": "ProbeWorker",
                                      "attachments": {"journal": str(tmp_path / "t2.jsonl")}})
     wait_until(lambda: api.get("/api/tasks/t2").json()["lifecycleStatus"] == "Running", timeout_s=30, message="t2")
-    pid = [e for e in read(str(tmp_path / "t2.jsonl")) if e["event"] == "main"][0]["pid"]
+    mains = wait_until(lambda: [e for e in read(str(tmp_path / "t2.jsonl")) if e["event"] == "main"], message="main")
+    pid = mains[0]["pid"]
     controller.kill()
     controller.start()
     assert api.get("/api/tasks/t2").json()["lifecycleStatus"] == "Running"
