@@ -49,6 +49,9 @@ def build_backends(config: dict[str, Any]) -> Backends:
     raise ConfigError(f"backend.kind: unknown backend {kind!r}; known: local, distributed", key="backend.kind")
 
 
+_EMPTY_IS_NONE = {"username", "password", "sasl_mechanism", "ssl_ca_location"}
+
+
 def _settings(config: dict[str, Any], section: str, cls: type) -> Any:
     values = config.get(section)
     if not isinstance(values, dict):
@@ -61,7 +64,8 @@ def _settings(config: dict[str, Any], section: str, cls: type) -> Any:
             "(conf/backend/distributed.yaml or the command line)",
             key=f"backend.{section}.{unknown[0]}",
         )
-    return cls(**values)
+    # An empty variable in .env (KAFKA_PASSWORD=) means "not set", not "the empty string".
+    return cls(**{k: (None if v == "" and k in _EMPTY_IS_NONE else v) for k, v in values.items()})
 
 
 def _distributed(config: dict[str, Any]) -> Backends:
