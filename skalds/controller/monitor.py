@@ -2,8 +2,8 @@
 a node are offered to the dispatcher again.
 
 Runs every ``check_interval_s``. A node counts as lost when no lease of it is live; right after
-the controller starts it waits one lease TTL first, so nodes that are alive have had time to
-renew their lease with it.
+the controller starts, and after the live state was unreachable, it waits one lease TTL
+first, so nodes that are alive have had time to renew their lease.
 """
 
 from __future__ import annotations
@@ -63,8 +63,11 @@ class Monitor:
         while not self._stop.wait(self.settings.check_interval_s):
             try:
                 self.check()
-            except Exception:
-                logger.exception("monitor check failed; trying again next round")
+            except Exception as exc:
+                # While the live state cannot be read, leases cannot be renewed either; when
+                # it is back, give every node a full TTL to renew before calling it lost.
+                self._started = time.monotonic()
+                logger.warning("monitor check failed (%s); trying again next round", exc)
 
     def check(self) -> None:
         """One round: requeue tasks of lost nodes, re-offer tasks that wait for a node."""

@@ -3,6 +3,7 @@ Kafka-protocol, Valkey and MongoDB-wire servers, driven through the REST API."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,3 +168,37 @@ def test_the_seed_task_creation_example_dispatches_through_kafka(cluster: Cluste
     finally:
         kafka_proxy.close()
     assert PROBE  # the node and controller know ProbeWorker from the pool file
+
+
+def test_redis_and_kafka_outages_are_survived_without_a_restart(cluster: Cluster, tmp_path: Path) -> None:
+    from tests.servers import tansu, valkey
+
+    controller = cluster.start("controller", "controller")
+    cluster.start("node", "node-a")
+    api = controller.http
+    wait_until(lambda: api.get("/api/skalds").json(), timeout_s=30, message="node up")
+    journal = str(tmp_path / "a.jsonl")
+    api.post("/api/tasks", json={"id": "a", "className": "ProbeWorker", "attachments": {"journal": journal}})
+    wait_until(lambda: [e for e in read(journal) if e["event"] == "main"], timeout_s=30, message="a running")
+    epoch = api.get("/api/tasks/a").json()["epoch"]
+
+    redis = valkey.valkey()
+    redis.stop()
+    try:
+        time.sleep(3.0)  # an outage longer than the 2 s lease TTL
+    finally:
+        redis.start()
+    wait_until(lambda: api.get("/api/skalds").json(), timeout_s=30, message="lease renewed after Redis came back")
+
+    with tansu.broker_down():
+        time.sleep(3.0)
+    journal_b = str(tmp_path / "b.jsonl")
+    r = api.post("/api/tasks", json={"id": "b", "className": "ProbeWorker", "attachments": {"journal": journal_b}})
+    assert r.status_code == 201, r.text
+    wait_until(lambda: [e for e in read(journal_b) if e["event"] == "main"], timeout_s=60,
+               message="a task created after the Kafka restart runs")
+    api.patch("/api/tasks/a/attachments", json={"attachments": {"level": 3}})
+    wait_until(lambda: [e for e in read(journal) if e["event"] == "update"], timeout_s=30, message="update after outage")
+    task = api.get("/api/tasks/a").json()
+    assert (task["lifecycleStatus"], task["epoch"]) == ("Running", epoch), "task a was never moved or restarted"
+    assert len([e for e in read(journal) if e["event"] == "main"]) == 1
