@@ -72,3 +72,22 @@ def test_a_closed_subscription_gets_nothing_more(event_bus: EventBus, unique: st
     event_bus.publish(unique, "k", {"n": 2})
     event_bus.flush()
     assert seen.values() == [{"n": 1}]
+
+
+def test_subscribers_in_one_group_share_its_events_each_once(event_bus: EventBus, unique: str) -> None:
+    a, b = Collector(), Collector()
+    event_bus.subscribe([unique], unique, a)
+    event_bus.subscribe([unique], unique, b)
+    for i in range(30):
+        event_bus.publish(unique, f"k{i}", {"n": i})
+    event_bus.flush()
+    wait_until(lambda: len(a.values()) + len(b.values()) >= 30, timeout_s=30, message="all events delivered")
+    assert sorted(v["n"] for v in a.values() + b.values()) == list(range(30))
+
+
+def test_closing_twice_is_harmless(event_bus: EventBus, unique: str) -> None:
+    sub = event_bus.subscribe([unique], unique, Collector())
+    sub.close()
+    sub.close()
+    event_bus.close()
+    event_bus.close()
