@@ -32,6 +32,15 @@ def _run(cfg: DictConfig) -> None:
     from skalds.system import SkaldsSystem
 
     configure_logging(str(cfg.get("log_level", "INFO")))
+    if cfg.get("mode") == "bench":
+        from skalds.bench.runner import run_bench
+
+        try:
+            run_bench(cfg)
+        except SkaldsError as exc:
+            logger.error("%s", exc)
+            sys.exit(2)
+        return
     try:
         settings = load_settings(cfg)
         system = SkaldsSystem(settings).start()

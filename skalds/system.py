@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 CONTROLLER_MODES = ("standalone", "controller", "bench")
 NODE_MODES = ("standalone", "node", "edge", "bench")
 #: Modes whose process owns the selected pool's declared tasks.
-DECLARING_MODES = ("standalone", "controller", "edge")
+DECLARING_MODES = ("standalone", "controller", "edge", "bench")
 
 
 class SkaldsSystem:

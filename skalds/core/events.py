@@ -63,7 +63,8 @@ class UpdateEvent(_Payload):
 
 
 class StatusEvent(_Payload):
-    """A task changed state, as seen by its executor (or the controller)."""
+    """A task changed state, as seen by its executor (or the controller). ``at`` is UNIX
+    seconds: the worker's clock for started/applied, the node's when the process exited."""
 
     task_id: str
     status: str
@@ -71,3 +72,5 @@ class StatusEvent(_Payload):
     epoch: int | None = None
     applied_version: int | None = None
     at: float | None = None
+    exited: bool = False  # the worker process is gone
+    reason: str | None = None  # why the node stopped it, when it did

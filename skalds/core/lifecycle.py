@@ -133,14 +133,33 @@ def apply(store: TaskStore, task_id: str, action: Action, *, retries: int = 5, *
 
 
 def apply_fenced(
-    store: TaskStore, task_id: str, epoch: int, executor: str, action: Action, *, retries: int = 5, **changes: Any
+    store: TaskStore,
+    task_id: str,
+    epoch: int,
+    executor: str,
+    action: Action,
+    *,
+    assume: S | None = None,
+    retries: int = 5,
+    **changes: Any,
 ) -> Task | None:
     """Apply an executor's action only while it still owns the task at ``epoch``.
 
     Returns the task as written, or None when the executor was fenced out (the epoch or
     executor moved on) or the task's state no longer allows the action (e.g. it was
     cancelled meanwhile). An executor that gets None for a running task must stop its copy.
+
+    With ``assume``, the write is first tried blindly, conditional on the task being in that
+    state at ``epoch`` on ``executor``: the common case costs one store round trip instead of
+    two. Any other state falls back to reading first.
     """
+    if assume is not None:
+        guess = Task.model_construct(id=task_id, class_name="", lifecycle_status=assume, epoch=epoch, executor=executor)
+        transition = plan(guess, action, **changes)
+        try:
+            return store.apply(Transition(task_id, {**transition.expect, "executor": executor}, transition.changes))
+        except StaleWrite:
+            pass
     for _ in range(retries):
         task = store.get(task_id)
         if task.epoch != epoch or task.executor != executor or not allowed(task.lifecycle_status, action):

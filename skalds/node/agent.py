@@ -166,8 +166,15 @@ class NodeAgent:
 
     # ---- callbacks from the supervisor thread -----------------------------------
     def on_started(self, handle: WorkerHandle, started_at: float) -> None:
-        task = self._write(handle, Action.START, applied_version=handle.applied_version)
+        task = self._write(handle, Action.START, assume=S.ASSIGNING, applied_version=handle.applied_version)
         if task is not None:
+            # The record as written is the truth: a pause or update that raced with the
+            # launch (events of different topics are not ordered) is applied now.
+            if task.lifecycle_status is S.PAUSED:
+                handle.send("pause")
+            if task.desired_version > handle.sent_version:
+                handle.sent_version = task.desired_version
+                handle.send("update", task.desired_version, task.attachments_dict())
             logger.info(
                 "task %s %s on node %s epoch=%d in %.1f ms",
                 handle.task_id,
@@ -193,6 +200,7 @@ class NodeAgent:
         self.live.drop_heartbeats([handle.task_id])
         if result.kind == "stopped" or self._stopping.is_set():
             logger.info("task %s stopped on node %s (%s)", handle.task_id, self.id, handle.stop_reason)
+            self._publish_status(handle.task_id, None, handle.epoch, exited=True, reason=handle.stop_reason)
             return
         if result.kind == "lost":
             self._retry_or_fail(handle, result)
@@ -209,7 +217,7 @@ class NodeAgent:
                 handle.epoch,
                 f": {result.error.message}" if result.error else "",
             )
-            self._publish_status(handle.task_id, task.lifecycle_status, handle.epoch)
+            self._publish_status(handle.task_id, task.lifecycle_status, handle.epoch, exited=True)
 
     def _retry_or_fail(self, handle: WorkerHandle, result: WorkerExit) -> None:
         task = self.store.get(handle.task_id)
@@ -223,7 +231,7 @@ class NodeAgent:
         else:
             written = self._write(handle, Action.FAIL, error=result.error)
             if written is not None:
-                self._publish_status(handle.task_id, written.lifecycle_status, handle.epoch)
+                self._publish_status(handle.task_id, written.lifecycle_status, handle.epoch, exited=True)
 
     def _write(self, handle: WorkerHandle, action: Action, **changes: Any) -> Any:
         """A fenced write for this node's copy; stops the copy when it was fenced out."""
@@ -247,15 +255,25 @@ class NodeAgent:
             self.supervisor.stop(handle, "fenced: the task moved on")
 
     def _publish_status(
-        self, task_id: str, status: S, epoch: int, at: float | None = None, version: int | None = None
+        self,
+        task_id: str,
+        status: S | None,
+        epoch: int,
+        at: float | None = None,
+        version: int | None = None,
+        *,
+        exited: bool = False,
+        reason: str | None = None,
     ) -> None:
         event = StatusEvent(
             task_id=task_id,
-            status=status.value,
+            status=status.value if status is not None else "Stopped",
             executor=self.id,
             epoch=epoch,
             applied_version=version,
             at=at or time.time(),
+            exited=exited,
+            reason=reason,
         )
         self.bus.publish(Topic.TASKWORKER_UPDATE, task_id, event.to_value())
 

@@ -216,7 +216,10 @@ def main(argv: list[str]) -> None:
     while True:
         for key, _ in selector.select():
             if key.fileobj is sock:
-                msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_PACKET, 1)
+                try:
+                    msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_PACKET, 1)
+                except ConnectionResetError:
+                    return  # the node closed its end with replies unread
                 if not msg:
                     return  # the node closed its end
                 _, launch_id, spec = pickle.loads(msg)

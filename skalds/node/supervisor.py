@@ -11,11 +11,12 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import selectors
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 from skalds.core.task import TaskError
@@ -24,7 +25,7 @@ from skalds.node.launcher import LauncherClient, exit_description
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: handles live in sets and as selector data
 class WorkerHandle:
     """What the node knows of one worker process."""
 
@@ -102,6 +103,12 @@ class Supervisor:
         self._ids = itertools.count(1)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        # One epoll set, kept across iterations: re-registering N pipes on every wake-up
+        # (what multiprocessing.connection.wait does) costs O(N) per heartbeat, O(N^2) a second.
+        self._selector = selectors.DefaultSelector()
+        self._new: list[WorkerHandle] = []  # launched, not yet registered (by the watching thread)
+        self._stopping: set[WorkerHandle] = set()  # handles with an escalation deadline
+        self._next_scan = 0.0  # monotonic time of the next heartbeat-timeout scan
         self._running = False
         self._thread = threading.Thread(target=self._loop, name="skalds-supervisor", daemon=True)
 
@@ -109,6 +116,8 @@ class Supervisor:
     def start(self) -> None:
         """Start the launcher (imports worker code) and the watching thread."""
         self.launcher.start()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._selector.register(self.launcher.fileno(), selectors.EVENT_READ, self.launcher)
         self._running = True
         self._thread.start()
 
@@ -123,6 +132,7 @@ class Supervisor:
                 task_id, epoch, launch_id, conn, now, last_seen=now, sent_version=spec.get("version", 0)
             )
             self._handles[launch_id] = handle
+            self._new.append(handle)
         self._wake()
         return handle
 
@@ -134,6 +144,7 @@ class Supervisor:
             handle.stop_reason = reason
             grace = self.settings.cancel_grace_s if grace_s is None else grace_s
             handle.deadline = time.monotonic() + grace
+            self._stopping.add(handle)
         handle.send("cancel")
         self._wake()
 
@@ -170,32 +181,39 @@ class Supervisor:
                 logger.exception("supervisor step failed; carrying on")
 
     def _step(self) -> None:
-        handles = self.handles()
-        by_conn = {h.conn: h for h in handles if not h.eof}
-        timeout = self._escalate(handles)
-        ready = wait([self._wake_r, self.launcher, *by_conn], timeout)
-        for obj in ready:
-            if obj == self._wake_r:
+        with self._lock:
+            new, self._new = self._new, []
+        for handle in new:
+            self._selector.register(handle.conn.fileno(), selectors.EVENT_READ, handle)
+        for key, _ in self._selector.select(self._escalate()):
+            if key.data is None:
                 os.read(self._wake_r, 4096)
-            elif obj is self.launcher:
+            elif key.data is self.launcher:
                 self._from_launcher()
             else:
-                self._from_worker(by_conn[obj])  # type: ignore[index]
+                self._from_worker(key.data)
 
-    def _escalate(self, handles: list[WorkerHandle]) -> float:
-        """Send due signals; return how long the loop may sleep."""
+    def _escalate(self) -> float:
+        """Send due signals, now and then kill silent workers; return how long the loop
+        may sleep. Costs O(workers being stopped), plus O(N) once per heartbeat interval."""
         now = time.monotonic()
-        sleep = self.settings.heartbeat_interval_s
-        for h in handles:
-            if h.exited:
+        if now >= self._next_scan:
+            self._next_scan = now + self.settings.heartbeat_interval_s
+            timeout = self.settings.heartbeat_timeout_s
+            for h in self.handles():
+                if h.stop_reason is None and not h.exited and now - h.last_seen > timeout:
+                    logger.warning("task %s: no heartbeat for %.1fs; killing pid %s", h.task_id, now - h.last_seen, h.pid)
+                    with self._lock:
+                        h.stop_reason = "lost"
+                        h.kill_stage, h.deadline = 1, now
+                        self._stopping.add(h)
+        sleep = max(0.0, self._next_scan - now)
+        with self._lock:
+            stopping = list(self._stopping)
+        for h in stopping:
+            if h.exited or h.deadline is None:
                 continue
-            if h.stop_reason is None and now - h.last_seen > self.settings.heartbeat_timeout_s:
-                logger.warning("task %s: no heartbeat for %.1fs; killing pid %s", h.task_id, now - h.last_seen, h.pid)
-                h.stop_reason = "lost"
-                h.kill_stage, h.deadline = 1, now
-            if h.deadline is None or h.pid is None:
-                continue
-            if now >= h.deadline:
+            if h.pid is not None and now >= h.deadline:
                 sig = signal.SIGTERM if h.kill_stage == 0 else signal.SIGKILL
                 if h.kill_stage < 2:
                     logger.info("task %s: sending %s to pid %s", h.task_id, sig.name, h.pid)
@@ -237,6 +255,7 @@ class Supervisor:
                 self._handle_message(h, h.conn.recv())
         except (EOFError, OSError):
             h.eof = True
+            self._selector.unregister(h.conn.fileno())
             self._maybe_finish(h)
 
     def _handle_message(self, h: WorkerHandle, message: tuple[Any, ...]) -> None:
@@ -259,6 +278,7 @@ class Supervisor:
         if not (h.eof and h.exited):
             return
         with self._lock:
+            self._stopping.discard(h)
             if self._handles.pop(h.launch_id, None) is None:
                 return
             if h.pid is not None:
