@@ -19,7 +19,13 @@ from omegaconf import DictConfig
 
 logger = logging.getLogger(__name__)
 
-LATENCIES = [("dispatch_ms", "dispatch"), ("update_ms", "update"), ("yaml_update_ms", "YAML save"), ("cancel_ms", "cancel")]
+LATENCIES = [
+    ("dispatch_ms", "dispatch"),
+    ("burst_dispatch_ms", "dispatch of N at once"),
+    ("update_ms", "update"),
+    ("yaml_update_ms", "YAML save"),
+    ("cancel_ms", "cancel"),
+]
 
 
 def load_results(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -75,21 +81,29 @@ def plot(results: list[dict[str, Any]], path: Path) -> bool:
     series: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         series[f"{r['config']['backend']}/{r['config']['dispatch']}"].append(r)
-    fig, axes = plt.subplots(1, len(LATENCIES) + 1, figsize=(4 * (len(LATENCIES) + 1), 3.6), constrained_layout=True)
+    fig, grid = plt.subplots(2, 3, figsize=(13, 7.5), constrained_layout=True)
+    axes = list(grid.flat)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    sizes = sorted({r["config"]["tasks"] for r in results})
     for ax, (key, label) in zip(axes, LATENCIES, strict=False):
-        for name, rows in series.items():
+        for i, (name, rows) in enumerate(series.items()):
             rows = sorted(rows, key=lambda r: r["config"]["tasks"])
             n = [r["config"]["tasks"] for r in rows]
             for pct, style in (("median", "-"), ("p99", "--")):
-                ax.plot(n, [r["figures"].get(key, {}).get(pct) for r in rows], style, marker="o", label=f"{name} {pct}")
-        ax.set(title=f"{label} latency", xlabel="N tasks", ylabel="ms", xscale="log")
-        ax.grid(alpha=0.3)
+                values = [r["figures"].get(key, {}).get(pct) for r in rows]
+                ax.plot(n, values, style, marker="o", color=colors[i % len(colors)], label=name if pct == "median" else None)
+        ax.set(title=f"{label} (solid p50, dashed p99)", xlabel="N tasks", ylabel="ms")
     ax = axes[-1]
-    for name, rows in series.items():
+    for i, (name, rows) in enumerate(series.items()):
         rows = sorted(rows, key=lambda r: r["config"]["tasks"])
-        ax.plot([r["config"]["tasks"] for r in rows], [r["figures"].get("starts_per_s") for r in rows], marker="o", label=name)
-    ax.set(title="task starts per second", xlabel="N tasks", ylabel="starts/s", xscale="log")
-    ax.grid(alpha=0.3)
+        starts = [r["figures"].get("starts_per_s") for r in rows]
+        ax.plot([r["config"]["tasks"] for r in rows], starts, marker="o", color=colors[i % len(colors)], label=name)
+    ax.set(title="task starts per second (N at once)", xlabel="N tasks", ylabel="starts/s")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     axes[-1].legend(fontsize=7)
     fig.savefig(path, dpi=110)
