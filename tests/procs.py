@@ -42,7 +42,9 @@ class SkaldsProcess:
             if not pool.exists():
                 write_pool(pool)
         self.args = [
-            sys.executable, "-m", "skalds",
+            sys.executable,
+            "-m",
+            "skalds",
             f"controller.port={self.port}",
             f"node.id={node_id}",
             "node.heartbeat_interval_s=0.2",

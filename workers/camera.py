@@ -132,7 +132,9 @@ class CameraWorker(BaseTaskWorker[CameraModel]):
     def update(self, data: CameraModel) -> None:
         if data.rtsp_url != self.config.rtsp_url:
             self._switch_to = data.rtsp_url
-        logger.info("camera %s: fixFrame %d -> %d, url %s", self.task_id, self.config.fix_frame, data.fix_frame, data.rtsp_url)
+        logger.info(
+            "camera %s: fixFrame %d -> %d, url %s", self.task_id, self.config.fix_frame, data.fix_frame, data.rtsp_url
+        )
         self.config = data
 
     @release_handler

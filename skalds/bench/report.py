@@ -91,7 +91,9 @@ def plot(results: list[dict[str, Any]], path: Path) -> bool:
             n = [r["config"]["tasks"] for r in rows]
             for pct, style in (("median", "-"), ("p99", "--")):
                 values = [r["figures"].get(key, {}).get(pct) for r in rows]
-                ax.plot(n, values, style, marker="o", color=colors[i % len(colors)], label=name if pct == "median" else None)
+                ax.plot(
+                    n, values, style, marker="o", color=colors[i % len(colors)], label=name if pct == "median" else None
+                )
         ax.set(title=f"{label} (solid p50, dashed p99)", xlabel="N tasks", ylabel="ms")
     ax = axes[-1]
     for i, (name, rows) in enumerate(series.items()):

@@ -58,7 +58,9 @@ class BenchSettings:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"bench.{unknown[0]}: unknown key; known: {', '.join(sorted(known))}", key=f"bench.{unknown[0]}")
+            raise ConfigError(
+                f"bench.{unknown[0]}: unknown key; known: {', '.join(sorted(known))}", key=f"bench.{unknown[0]}"
+            )
         bench = cls(**{str(k): v for k, v in values.items()})
         if bench.tasks < 1 or bench.samples < 1:
             raise ConfigError("bench.tasks and bench.samples: must be >= 1", key="bench.tasks")
@@ -138,7 +140,11 @@ class Bench:
         progress = Progress(f"{len(self.ids)} tasks at once", len(self.ids))
         loadgen = subprocess.run(
             [sys.executable, "-m", "skalds.bench.loadgen", str(self.http.base_url), str(self.bench.http_concurrency)],
-            input=json.dumps(bodies), capture_output=True, text=True, timeout=self.bench.timeout_s, check=False,
+            input=json.dumps(bodies),
+            capture_output=True,
+            text=True,
+            timeout=self.bench.timeout_s,
+            check=False,
         )
         if loadgen.returncode != 0:
             raise RuntimeError(f"benchmark load generator failed: {loadgen.stderr[-2000:]}")
@@ -146,7 +152,8 @@ class Bench:
         started = self.recorder.started
         self.recorder.wait(
             lambda: progress.update(sum(t in started for t in self.ids)) or all(t in started for t in self.ids),
-            self.bench.timeout_s, f"{len(self.ids)} tasks running",
+            self.bench.timeout_s,
+            f"{len(self.ids)} tasks running",
         )
         latencies = [started[t] - posted[t] for t in self.ids]
         span = max(started[t] for t in self.ids) - min(posted.values())
@@ -195,7 +202,9 @@ class Bench:
             r = self.http.patch(f"/api/tasks/{task_id}/attachments", json={"attachments": {"value": i + 1}})
             r.raise_for_status()
             key = (task_id, r.json()["desiredVersion"])
-            self.recorder.wait(lambda key=key: key in self.recorder.applied, self.bench.timeout_s, f"update of {task_id}")
+            self.recorder.wait(
+                lambda key=key: key in self.recorder.applied, self.bench.timeout_s, f"update of {task_id}"
+            )
             lat.append(self.recorder.applied[key] - t0)
             progress.update(i + 1)
         self.figures["update_ms"] = summarize(lat, 1000)
@@ -208,7 +217,8 @@ class Bench:
         service = self.system.service
         assert service is not None
         self.recorder.wait(
-            lambda: service.get("bench-yaml").lifecycle_status.value == "Running", self.bench.timeout_s,
+            lambda: service.get("bench-yaml").lifecycle_status.value == "Running",
+            self.bench.timeout_s,
             "declared task running",
         )
         for i in range(self.bench.samples):
@@ -303,7 +313,12 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     if backend.get("kind") == "local":
         backend["sqlite_path"] = str(out / "data" / "tasks.db")  # a fresh store per job
     settings = dataclasses.replace(
-        settings, mode="bench", node=node, backend=backend, pool_file=pool_file, tasks_file=None,
+        settings,
+        mode="bench",
+        node=node,
+        backend=backend,
+        pool_file=pool_file,
+        tasks_file=None,
         pool_classes=dict(BENCH_CLASS),
     )
     started = time.time()

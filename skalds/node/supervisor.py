@@ -202,7 +202,9 @@ class Supervisor:
             timeout = self.settings.heartbeat_timeout_s
             for h in self.handles():
                 if h.stop_reason is None and not h.exited and now - h.last_seen > timeout:
-                    logger.warning("task %s: no heartbeat for %.1fs; killing pid %s", h.task_id, now - h.last_seen, h.pid)
+                    logger.warning(
+                        "task %s: no heartbeat for %.1fs; killing pid %s", h.task_id, now - h.last_seen, h.pid
+                    )
                     with self._lock:
                         h.stop_reason = "lost"
                         h.kill_stage, h.deadline = 1, now

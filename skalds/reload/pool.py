@@ -179,9 +179,7 @@ def load_file(path: Path, model: type[BaseModel], catalog: Catalog, tasks_key: s
             raise _fail(
                 FileProblem(str(path), first.get("message", exc.message), reader.line_of(where), ".".join(where))
             ) from exc
-        tasks[str(task_id)] = Declared(
-            str(task_id), spec.class_name, attachments, spec.priority, spec.name
-        )
+        tasks[str(task_id)] = Declared(str(task_id), spec.class_name, attachments, spec.priority, spec.name)
     return LoadedFile(path, data, tasks)
 
 

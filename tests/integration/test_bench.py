@@ -25,8 +25,16 @@ def processes_in(directory: Path) -> list[psutil.Process]:
 def test_a_small_sweep_writes_results_and_a_summary_and_leaves_nothing_running(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     args = [
-        sys.executable, "-m", "skalds", "-m", "+mode=bench", "bench.tasks=3,6", "bench.samples=2",
-        "bench.steady_s=0.3", "bench.timeout_s=60", f"hydra.sweep.dir={sweep}",
+        sys.executable,
+        "-m",
+        "skalds",
+        "-m",
+        "+mode=bench",
+        "bench.tasks=3,6",
+        "bench.samples=2",
+        "bench.steady_s=0.3",
+        "bench.timeout_s=60",
+        f"hydra.sweep.dir={sweep}",
     ]
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]

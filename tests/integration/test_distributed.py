@@ -49,8 +49,16 @@ class Cluster:
 
     def start(self, mode: str, node_id: str, *overrides: str, pool: Path | None = None) -> SkaldsProcess:
         p = SkaldsProcess(
-            self.tmp, f"+mode={mode}", *KAFKA_FAST, "node.lease_ttl_s=2", "monitor.check_interval_s=0.2",
-            *overrides, pool=pool or self.pool, env=self.env, name=node_id, http=mode == "controller",
+            self.tmp,
+            f"+mode={mode}",
+            *KAFKA_FAST,
+            "node.lease_ttl_s=2",
+            "monitor.check_interval_s=0.2",
+            *overrides,
+            pool=pool or self.pool,
+            env=self.env,
+            name=node_id,
+            http=mode == "controller",
             node_id=node_id,
         )
         self.procs.append(p)
@@ -73,15 +81,19 @@ def cluster(tmp_path: Path, servers_env: dict[str, str]) -> Iterator[Cluster]:
 
 def test_lifecycle_across_controller_two_nodes_and_an_edge(cluster: Cluster, tmp_path: Path) -> None:
     edge_journal = str(tmp_path / "edge.jsonl")
-    edge_pool = write_pool(tmp_path / "edge.yaml", {"edge-cam": {"className": "ProbeWorker",
-                                                                  "attachments": {"journal": edge_journal}}})
+    edge_pool = write_pool(
+        tmp_path / "edge.yaml", {"edge-cam": {"className": "ProbeWorker", "attachments": {"journal": edge_journal}}}
+    )
     controller = cluster.start("controller", "controller")
     node_a = cluster.start("node", "node-a")
     cluster.start("node", "node-b")
     cluster.start("edge", "edge-1", pool=edge_pool)
     api = controller.http
-    wait_until(lambda: {n["id"] for n in api.get("/api/skalds").json()} == {"node-a", "node-b", "edge-1"},
-               timeout_s=30, message="three nodes hold leases")
+    wait_until(
+        lambda: {n["id"] for n in api.get("/api/skalds").json()} == {"node-a", "node-b", "edge-1"},
+        timeout_s=30,
+        message="three nodes hold leases",
+    )
 
     journal = str(tmp_path / "task.jsonl")
     r = api.post("/api/tasks", json={"id": "t1", "className": "ProbeWorker", "attachments": {"journal": journal}})
@@ -90,8 +102,11 @@ def test_lifecycle_across_controller_two_nodes_and_an_edge(cluster: Cluster, tmp
     assert api.get("/api/tasks/t1").json()["executor"] in ("node-a", "node-b")
 
     api.patch("/api/tasks/t1/attachments", json={"attachments": {"level": 17}})
-    wait_until(lambda: [e for e in read(journal) if e["event"] == "update" and e["level"] == 17], timeout_s=20,
-               message="update handler on the node")
+    wait_until(
+        lambda: [e for e in read(journal) if e["event"] == "update" and e["level"] == 17],
+        timeout_s=20,
+        message="update handler on the node",
+    )
     wait_until(lambda: api.get("/api/tasks/t1").json()["appliedVersion"] == 1, timeout_s=20, message="applied")
     assert api.post("/api/tasks/t1/pause").json()["lifecycleStatus"] == "Paused"
     wait_until(lambda: [e for e in read(journal) if e["event"] == "paused"], timeout_s=20, message="paused")
@@ -101,16 +116,24 @@ def test_lifecycle_across_controller_two_nodes_and_an_edge(cluster: Cluster, tmp
     wait_until(lambda: [e for e in read(journal) if e["event"] == "release"], timeout_s=20, message="cancelled")
 
     # the edge runs its declared task under its own id; the controller sees and drives it
-    wait_until(lambda: api.get("/api/tasks/edge-cam").json().get("lifecycleStatus") == "Running", timeout_s=30,
-               message="edge task running")
+    wait_until(
+        lambda: api.get("/api/tasks/edge-cam").json().get("lifecycleStatus") == "Running",
+        timeout_s=30,
+        message="edge task running",
+    )
     assert api.get("/api/tasks/edge-cam").json()["executor"] == "edge-1"
     api.patch("/api/tasks/edge-cam/attachments", json={"attachments": {"level": 5}})
-    wait_until(lambda: [e for e in read(edge_journal) if e["event"] == "update" and e["level"] == 5], timeout_s=20,
-               message="controller updated the edge's task")
+    wait_until(
+        lambda: [e for e in read(edge_journal) if e["event"] == "update" and e["level"] == 5],
+        timeout_s=20,
+        message="controller updated the edge's task",
+    )
 
     # a controller crash loses nothing: the running task keeps running, state is in MongoDB
-    r = api.post("/api/tasks", json={"id": "t2", "className": "ProbeWorker",
-                                     "attachments": {"journal": str(tmp_path / "t2.jsonl")}})
+    r = api.post(
+        "/api/tasks",
+        json={"id": "t2", "className": "ProbeWorker", "attachments": {"journal": str(tmp_path / "t2.jsonl")}},
+    )
     wait_until(lambda: api.get("/api/tasks/t2").json()["lifecycleStatus"] == "Running", timeout_s=30, message="t2")
     mains = wait_until(lambda: [e for e in read(str(tmp_path / "t2.jsonl")) if e["event"] == "main"], message="main")
     pid = mains[0]["pid"]
@@ -126,13 +149,19 @@ def test_lifecycle_across_controller_two_nodes_and_an_edge(cluster: Cluster, tmp
     victim = node_a if executor == "node-a" else next(p for p in cluster.procs if p.name == "node-b")
     victim.kill()
     other = "node-b" if executor == "node-a" else "node-a"
-    wait_until(lambda: api.get("/api/tasks/t2").json()["executor"] == other
-               and api.get("/api/tasks/t2").json()["lifecycleStatus"] == "Running", timeout_s=30,
-               message="failover to the other node")
+    wait_until(
+        lambda: (
+            api.get("/api/tasks/t2").json()["executor"] == other
+            and api.get("/api/tasks/t2").json()["lifecycleStatus"] == "Running"
+        ),
+        timeout_s=30,
+        message="failover to the other node",
+    )
 
 
-def test_the_seed_task_creation_example_dispatches_through_kafka(cluster: Cluster, tmp_path: Path,
-                                                                 servers_env: dict[str, str]) -> None:
+def test_the_seed_task_creation_example_dispatches_through_kafka(
+    cluster: Cluster, tmp_path: Path, servers_env: dict[str, str]
+) -> None:
     import os
 
     from pydantic import BaseModel
@@ -156,8 +185,13 @@ def test_the_seed_task_creation_example_dispatches_through_kafka(cluster: Cluste
         task_rep = TaskRepository(MongoProxy(MongoConfig(host=servers_env["MONGO_HOST"])))
     finally:
         del os.environ["DB_NAME"]
-    kafka_proxy = KafkaProxy(KafkaConfig(host=servers_env["KAFKA_HOST"], port=int(servers_env["KAFKA_PORT"]),
-                                         topic_prefix=servers_env["KAFKA_TOPIC_PREFIX"]))
+    kafka_proxy = KafkaProxy(
+        KafkaConfig(
+            host=servers_env["KAFKA_HOST"],
+            port=int(servers_env["KAFKA_PORT"]),
+            topic_prefix=servers_env["KAFKA_TOPIC_PREFIX"],
+        )
+    )
     try:
         new_task = Task(id="task_1", class_name="ProbeWorker", source="Test", attachments=ProbeData(journal=journal))
         task_rep.create_task(new_task)
@@ -195,10 +229,15 @@ def test_redis_and_kafka_outages_are_survived_without_a_restart(cluster: Cluster
     journal_b = str(tmp_path / "b.jsonl")
     r = api.post("/api/tasks", json={"id": "b", "className": "ProbeWorker", "attachments": {"journal": journal_b}})
     assert r.status_code == 201, r.text
-    wait_until(lambda: [e for e in read(journal_b) if e["event"] == "main"], timeout_s=60,
-               message="a task created after the Kafka restart runs")
+    wait_until(
+        lambda: [e for e in read(journal_b) if e["event"] == "main"],
+        timeout_s=60,
+        message="a task created after the Kafka restart runs",
+    )
     api.patch("/api/tasks/a/attachments", json={"attachments": {"level": 3}})
-    wait_until(lambda: [e for e in read(journal) if e["event"] == "update"], timeout_s=30, message="update after outage")
+    wait_until(
+        lambda: [e for e in read(journal) if e["event"] == "update"], timeout_s=30, message="update after outage"
+    )
     task = api.get("/api/tasks/a").json()
     assert (task["lifecycleStatus"], task["epoch"]) == ("Running", epoch), "task a was never moved or restarted"
     assert len([e for e in read(journal) if e["event"] == "main"]) == 1
