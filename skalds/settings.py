@@ -97,6 +97,7 @@ def load_settings(cfg: DictConfig) -> Settings:
         labels={str(k): str(v) for k, v in labels.items()},
         lease_ttl_s=_get(cfg, "node.lease_ttl_s", float, minimum=0.1),
         max_retries=_get(cfg, "node.max_retries", int, minimum=0),
+        fence_check_interval_s=_get(cfg, "node.fence_check_interval_s", float, minimum=0.1),
         supervision=supervision,
     )
     monitor = MonitorSettings(

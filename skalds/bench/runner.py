@@ -50,6 +50,7 @@ class BenchSettings:
     http_concurrency: int = 8
     timeout_s: float = 120.0
     memory_sample: int = 50
+    failover_tasks: int = 10
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> BenchSettings:
@@ -252,6 +253,47 @@ class Bench:
             list(pool.map(lambda t: self.http.post(f"/api/tasks/{t}/cancel"), rest))
         self.recorder.wait(lambda: all(t in self.recorder.exited for t in rest), self.bench.timeout_s, "all cancelled")
 
+    def failover(self, node_id: str, victim_cmd: list[str], env: dict[str, str]) -> None:
+        """Start a second node, let it take some tasks, SIGKILL it; measure kill -> each of
+        its tasks running elsewhere (a new epoch started)."""
+        ids = [f"f{self.run_id}-{i:03d}" for i in range(self.bench.failover_tasks)]
+        victim = subprocess.Popen(victim_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            live, store = self.system.backends.live, self.system.backends.store
+            self.recorder.wait(
+                lambda: any(n.id == node_id for n in live.nodes()), self.bench.timeout_s, "second node up"
+            )
+            for task_id in ids:
+                body = {"id": task_id, "className": "BenchWorker", "attachments": {"value": 0}}
+                self.http.post("/api/tasks", json=body).raise_for_status()
+            self.recorder.wait(lambda: all(t in self.recorder.started for t in ids), self.bench.timeout_s, "running")
+            on_victim = {t: task.epoch for t in ids if (task := store.get(t)).executor == node_id}
+            if not on_victim:
+                raise RuntimeError("benchmark: no task landed on the node to kill")
+            killed_at = time.time()
+            victim.kill()
+
+            def moved_at(task_id: str) -> float | None:
+                starts = [
+                    at
+                    for (t, e), (at, _) in self.recorder.started_at_epoch.items()
+                    if t == task_id and e > on_victim[task_id]
+                ]
+                return min(starts) if starts else None
+
+            self.recorder.wait(
+                lambda: all(moved_at(t) is not None for t in on_victim),
+                self.bench.timeout_s,
+                "the killed node's tasks running elsewhere",
+            )
+            self.figures["failover_s"] = summarize([moved_at(t) - killed_at for t in on_victim], 1, 3)  # type: ignore[operator]
+        finally:
+            if victim.poll() is None:
+                victim.kill()
+            victim.wait()
+            for task_id in ids:
+                self.http.post(f"/api/tasks/{task_id}/cancel")
+
     def close(self) -> None:
         self.recorder.close()
         self.http.close()
@@ -268,6 +310,44 @@ def write_pool(path: Path, value: int = 0) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(yaml.safe_dump(pool, sort_keys=False))
     tmp.replace(path)
+
+
+def _quote(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool | int | float):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _victim_command(settings: Any, node_id: str, pool_file: Path) -> list[str]:
+    """``python -m skalds +mode=node`` on the same backends as this benchmark (secrets go by
+    environment, see :func:`_victim_env`)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "skalds",
+        "+mode=node",
+        f"node.id={node_id}",
+        f"reload.pool_file={pool_file}",
+        f"node.lease_ttl_s={settings.node.lease_ttl_s}",
+        f"node.heartbeat_interval_s={settings.node.supervision.heartbeat_interval_s}",
+        "log_level=WARNING",
+    ]
+    for section in ("kafka", "redis", "mongo"):
+        for key, value in settings.backend[section].items():
+            if key != "password":
+                cmd.append(f"backend.{section}.{key}={_quote(value)}")
+    return cmd
+
+
+def _victim_env(settings: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    for section, var in (("kafka", "KAFKA_PASSWORD"), ("redis", "REDIS_PASSWORD")):
+        password = settings.backend[section].get("password")
+        if password:
+            env[var] = password
+    return env
 
 
 def job_dir() -> Path:
@@ -334,6 +414,9 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
         runner.updates()
         runner.yaml_updates()
         runner.cancels()
+        if settings.backend.get("kind") == "distributed":
+            node_id = f"bench-victim-{runner.run_id}"
+            runner.failover(node_id, _victim_command(settings, node_id, pool_file), _victim_env(settings))
     finally:
         if runner is not None:
             runner.close()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from skalds.controller.dispatcher import Dispatcher, needs_placement
-from skalds.core.events import StatusEvent, TaskEvent, Topic
+from skalds.core.events import ControlEvent, StatusEvent, TaskEvent, Topic
 from skalds.core.lifecycle import Action, plan
 from skalds.core.task import ACTIVE_STATES, Task, TaskError, TaskLifecycleStatus
 from skalds.errors import SkaldsError, StaleWrite
@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 class MonitorSettings:
     """Timings and retry policy of the monitor (the ``monitor:`` config group)."""
 
-    check_interval_s: float = 1.0
-    lease_ttl_s: float = 5.0
+    check_interval_s: float = 0.25
+    lease_ttl_s: float = 2.5
+    sweep_interval_s: float = 1.0
     max_retries: int = 3
 
 
@@ -47,6 +48,7 @@ class Monitor:
         self.live = live
         self._stop = threading.Event()
         self._started = time.monotonic()
+        self._next_sweep = 0.0
         self._thread = threading.Thread(target=self._loop, name="skalds-monitor", daemon=True)
 
     def start(self) -> None:
@@ -70,18 +72,25 @@ class Monitor:
                 logger.warning("monitor check failed (%s); trying again next round", exc)
 
     def check(self) -> None:
-        """One round: requeue tasks of lost nodes, re-offer tasks that wait for a node."""
+        """One round: requeue the tasks of lost nodes; now and then re-offer tasks that wait
+        for a node. Cheap when nothing is wrong: one lease read and one count per round."""
         live = {n.id for n in self.live.nodes()}
-        grace_over = time.monotonic() - self._started >= self.settings.lease_ttl_s
-        unplaced = []
-        tasks = self.store.find(
-            TaskQuery(lifecycle_status=[*ACTIVE_STATES, TaskLifecycleStatus.CREATED], limit=1_000_000)
-        )
-        for task in tasks.items:
-            if needs_placement(task):
-                unplaced.append(task.id)
-            elif grace_over and task.executor not in live:
-                self._recover(task)
+        if time.monotonic() - self._started >= self.settings.lease_ttl_s:
+            for executor in self.store.count_active_by_executor():
+                if executor not in live:
+                    page = self.store.find(TaskQuery(list(ACTIVE_STATES), executor=executor, limit=1_000_000))
+                    for task in page.items:
+                        self._recover(task)
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.settings.sweep_interval_s
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Offer every task that waits for a node to the dispatcher again (an event was
+        missed, or no node had a free slot when it was created)."""
+        waiting = self.store.find(TaskQuery([TaskLifecycleStatus.CREATED, TaskLifecycleStatus.PAUSED], limit=1_000_000))
+        unplaced = [t.id for t in waiting.items if needs_placement(t)]
         if unplaced:
             self.dispatcher.submit(unplaced)
 
@@ -98,6 +107,9 @@ class Monitor:
         except SkaldsError:
             logger.exception("task %s: recovery not recorded", task.id)
             return
+        # If the node is alive but cut off, this tells it to stop its stale copy.
+        cancel = ControlEvent(task_id=task.id, action="cancel", epoch=task.epoch)
+        self.bus.publish(Topic.TASK_CANCEL, task.id, cancel.to_value())
         if retry:
             logger.warning(
                 "task %s: node %s lost; placing it again (retry %d/%d)",

@@ -16,7 +16,7 @@ from typing import Any
 
 from skalds.core.events import NODE_TOPICS, ControlEvent, StatusEvent, TaskEvent, Topic, UpdateEvent
 from skalds.core.lifecycle import Action, apply_fenced
-from skalds.core.task import ACTIVE_STATES, TaskLifecycleStatus
+from skalds.core.task import ACTIVE_STATES, TaskError, TaskLifecycleStatus
 from skalds.errors import SkaldsError, TaskNotFound
 from skalds.node.supervisor import Supervisor, SupervisorSettings, WorkerExit, WorkerHandle
 from skalds.ports.event_bus import Event, EventBus, Subscription
@@ -36,8 +36,9 @@ class NodeSettings:
     mode: str = "node"
     capacity: int = 8
     labels: dict[str, str] = field(default_factory=dict)
-    lease_ttl_s: float = 5.0
+    lease_ttl_s: float = 2.5
     max_retries: int = 3
+    fence_check_interval_s: float = 5.0
     supervision: SupervisorSettings = field(default_factory=SupervisorSettings)
 
 
@@ -157,8 +158,6 @@ class NodeAgent:
         logger.debug("task %s launching on %s epoch=%d", task.id, self.id, task.epoch)
 
     def _fail_now(self, task_id: str, epoch: int, message: str) -> None:
-        from skalds.core.task import TaskError
-
         logger.error("task %s failed: %s", task_id, message)
         task = apply_fenced(self.store, task_id, epoch, self.id, Action.FAIL, error=TaskError(message=message))
         if task is not None:
@@ -246,6 +245,22 @@ class NodeAgent:
             self._fence_check(handle)
         return task
 
+    def _fence_sweep(self) -> None:
+        """Stop every copy the store no longer gives this node at its epoch: after a
+        partition, the monitor may have moved a task elsewhere while this node could not be
+        told. One query for all workers."""
+        page = self.store.find(TaskQuery(lifecycle_status=list(ACTIVE_STATES), executor=self.id, limit=1_000_000))
+        owned = {(t.id, t.epoch) for t in page.items}
+        for handle in self.supervisor.handles():
+            if handle.started and (handle.task_id, handle.epoch) not in owned:
+                logger.warning(
+                    "task %s: fenced out (epoch %d is no longer %s's); stopping it",
+                    handle.task_id,
+                    handle.epoch,
+                    self.id,
+                )
+                self.supervisor.stop(handle, "fenced: the task moved on")
+
     def _fence_check(self, handle: WorkerHandle) -> None:
         try:
             task = self.store.get(handle.task_id)
@@ -303,7 +318,14 @@ class NodeAgent:
     def _beat_loop(self) -> None:
         interval = self.settings.supervision.heartbeat_interval_s
         ttl = self.settings.supervision.heartbeat_timeout_s
+        next_fence_check = time.monotonic() + self.settings.fence_check_interval_s
         while not self._stopping.wait(interval):
+            if time.monotonic() >= next_fence_check:
+                next_fence_check = time.monotonic() + self.settings.fence_check_interval_s
+                try:
+                    self._fence_sweep()
+                except Exception as exc:
+                    logger.warning("node %s: fence check skipped: %s", self.id, exc)
             try:
                 self._renew_lease()
                 now = time.time()

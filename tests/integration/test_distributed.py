@@ -241,3 +241,32 @@ def test_redis_and_kafka_outages_are_survived_without_a_restart(cluster: Cluster
     task = api.get("/api/tasks/a").json()
     assert (task["lifecycleStatus"], task["epoch"]) == ("Running", epoch), "task a was never moved or restarted"
     assert len([e for e in read(journal) if e["event"] == "main"]) == 1
+
+
+def test_an_edit_of_the_controllers_pool_file_reaches_a_worker_on_a_node_process(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    journal = str(tmp_path / "declared.jsonl")
+    pool = write_pool(
+        tmp_path / "controller-pool.yaml",
+        {"declared-1": {"className": "ProbeWorker", "attachments": {"journal": journal, "level": 1}}},
+    )
+    controller = cluster.start("controller", "controller", pool=pool)
+    cluster.start("node", "node-a")
+    api = controller.http
+    wait_until(
+        lambda: [e for e in read(journal) if e["event"] == "main"],
+        timeout_s=30,
+        message="the controller's declared task runs on the node",
+    )
+    assert api.get("/api/tasks/declared-1").json()["executor"] == "node-a"
+    write_pool(pool, {"declared-1": {"className": "ProbeWorker", "attachments": {"journal": journal, "level": 9}}})
+    wait_until(
+        lambda: [e for e in read(journal) if e["event"] == "update" and e["level"] == 9],
+        timeout_s=30,
+        message="the edit reached the worker",
+    )
+    wait_until(
+        lambda: api.get("/api/tasks/declared-1").json()["appliedVersion"] == 1, timeout_s=20, message="appliedVersion"
+    )
+    assert api.get("/api/system/config").json()["lastReload"]["ok"]
