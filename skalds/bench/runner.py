@@ -257,7 +257,8 @@ class Bench:
         """Start a second node, let it take some tasks, SIGKILL it; measure kill -> each of
         its tasks running elsewhere (a new epoch started)."""
         ids = [f"f{self.run_id}-{i:03d}" for i in range(self.bench.failover_tasks)]
-        victim = subprocess.Popen(victim_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(job_dir() / "failover-node.log", "ab") as log:
+            victim = subprocess.Popen(victim_cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             live, store = self.system.backends.live, self.system.backends.store
             self.recorder.wait(
@@ -269,7 +270,8 @@ class Bench:
             self.recorder.wait(lambda: all(t in self.recorder.started for t in ids), self.bench.timeout_s, "running")
             on_victim = {t: task.epoch for t in ids if (task := store.get(t)).executor == node_id}
             if not on_victim:
-                raise RuntimeError("benchmark: no task landed on the node to kill")
+                placed = {t: store.get(t).executor for t in ids}
+                raise RuntimeError(f"benchmark: no task landed on the node to kill ({node_id}): {placed}")
             killed_at = time.time()
             victim.kill()
 

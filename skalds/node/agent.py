@@ -65,11 +65,13 @@ class NodeAgent:
 
     # ---- lifecycle -------------------------------------------------------------
     def start(self) -> None:
-        """Start the launcher, take the lease, subscribe, and hand back tasks a previous
+        """Start the launcher, subscribe, take the lease, and hand back tasks a previous
         run of this node left behind."""
         self.supervisor.start()
-        self._renew_lease()
+        # Subscribe before taking the lease: a lease tells the dispatcher "send me work", and
+        # joining a Kafka group takes seconds. The lease is renewed from then on.
         self._subscription = self.bus.subscribe([str(t) for t in NODE_TOPICS], f"node-{self.id}", self._on_event)
+        self._renew_lease()
         self._beat_thread.start()
         self._requeue_leftovers()
         logger.info(
