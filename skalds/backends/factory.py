@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skalds.config import settings_from
 from skalds.errors import ConfigError
 from skalds.ports.event_bus import EventBus
 from skalds.ports.live_state import LiveState
@@ -56,16 +57,9 @@ def _settings(config: dict[str, Any], section: str, cls: type) -> Any:
     values = config.get(section)
     if not isinstance(values, dict):
         raise ConfigError(f"backend.{section}: missing (conf/backend/distributed.yaml)", key=f"backend.{section}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(
-            f"backend.{section}.{unknown[0]}: unknown key; known: {', '.join(sorted(known))} "
-            "(conf/backend/distributed.yaml or the command line)",
-            key=f"backend.{section}.{unknown[0]}",
-        )
     # An empty variable in .env (KAFKA_PASSWORD=) means "not set", not "the empty string".
-    return cls(**{k: (None if v == "" and k in _EMPTY_IS_NONE else v) for k, v in values.items()})
+    cleaned = {k: (None if v == "" and k in _EMPTY_IS_NONE else v) for k, v in values.items()}
+    return settings_from(cls, cleaned, f"backend.{section}", "conf/backend/distributed.yaml")
 
 
 def _distributed(config: dict[str, Any]) -> Backends:

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from skalds.bench.probe import StatusRecorder
 from skalds.bench.stats import summarize
+from skalds.config import settings_from
 from skalds.errors import ConfigError
 from skalds.settings import load_settings
 from skalds.system import SkaldsSystem
@@ -56,13 +57,7 @@ class BenchSettings:
     def from_config(cls, cfg: DictConfig) -> BenchSettings:
         values = OmegaConf.to_container(cfg.get("bench") or {}, resolve=True)
         assert isinstance(values, dict)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"bench.{unknown[0]}: unknown key; known: {', '.join(sorted(known))}", key=f"bench.{unknown[0]}"
-            )
-        bench = cls(**{str(k): v for k, v in values.items()})
+        bench = settings_from(cls, values, "bench", "conf/mode/bench.yaml")
         if bench.tasks < 1 or bench.samples < 1:
             raise ConfigError("bench.tasks and bench.samples: must be >= 1", key="bench.tasks")
         return bench
