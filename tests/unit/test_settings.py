@@ -31,7 +31,7 @@ def test_an_unknown_backend_key_names_the_key_and_the_file() -> None:
 
 
 def test_a_missing_pool_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="reload.pool_file"):
+    with pytest.raises(ConfigError, match=r"reload\.pool_file"):
         load_settings(compose_config([f"reload.pool_file={tmp_path / 'nope.yaml'}"]))
 
 
