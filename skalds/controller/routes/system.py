@@ -20,7 +20,8 @@ def list_workers(request: Request) -> list[dict[str, Any]]:
 def list_nodes(request: Request) -> list[dict[str, Any]]:
     """Nodes with a live lease: id, mode, classes, capacity, running tasks, last heartbeat."""
     nodes = request.app.state.skalds.tasks.live.nodes()
-    return [n.to_dict() for n in sorted(nodes, key=lambda n: n.id)]
+    # The attachment schemas a node advertises are served by /api/workers, not repeated here.
+    return [{k: v for k, v in n.to_dict().items() if k != "schemas"} for n in sorted(nodes, key=lambda n: n.id)]
 
 
 @router.get("/system/health", summary="Health")
