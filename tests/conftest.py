@@ -24,6 +24,7 @@ FAST = [
     "node.terminate_grace_s=0.5",
     "node.lease_ttl_s=2",
     "monitor.check_interval_s=0.2",
+    "node.fence_check_interval_s=0.5",
     "log_level=DEBUG",
 ]
 

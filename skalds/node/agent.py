@@ -56,6 +56,7 @@ class NodeAgent:
         self.live = live
         self.supervisor = Supervisor(settings.supervision, catalog.modules(), self)
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._workers: dict[str, WorkerHandle] = {}  # by task id: the copy this node runs
         self._subscription: Subscription | None = None
         self._stopping = threading.Event()
@@ -130,6 +131,12 @@ class NodeAgent:
                 handle.send(control.action)
 
     def _maybe_start(self, task_id: str) -> None:
+        # The bus thread and the reconcile sweep both start tasks; one at a time, so a task
+        # is never launched twice for one epoch.
+        with self._start_lock:
+            self._start_locked(task_id)
+
+    def _start_locked(self, task_id: str) -> None:
         try:
             task = self.store.get(task_id)
         except TaskNotFound:
@@ -195,10 +202,17 @@ class NodeAgent:
         logger.warning("task %s rejected update %d: %s", handle.task_id, version, message)
 
     def on_exit(self, handle: WorkerHandle, result: WorkerExit) -> None:
-        with self._lock:
-            if self._workers.get(handle.task_id) is handle:
-                del self._workers[handle.task_id]
-        self.live.drop_heartbeats([handle.task_id])
+        try:
+            self._record_exit(handle, result)
+        finally:
+            # Forget the worker only once its end is recorded: until then the reconcile sweep
+            # must not take the task for one this node should be running and start it again.
+            with self._lock:
+                if self._workers.get(handle.task_id) is handle:
+                    del self._workers[handle.task_id]
+            self.live.drop_heartbeats([handle.task_id])
+
+    def _record_exit(self, handle: WorkerHandle, result: WorkerExit) -> None:
         if result.kind == "stopped" or self._stopping.is_set():
             logger.info("task %s stopped on node %s (%s)", handle.task_id, self.id, handle.stop_reason)
             self._publish_status(handle.task_id, None, handle.epoch, exited=True, reason=handle.stop_reason)
@@ -248,11 +262,20 @@ class NodeAgent:
         return task
 
     def _fence_sweep(self) -> None:
-        """Stop every copy the store no longer gives this node at its epoch: after a
-        partition, the monitor may have moved a task elsewhere while this node could not be
-        told. One query for all workers."""
+        """Reconcile with the store, in one query: stop every copy the store no longer gives
+        this node at its epoch (after a partition the monitor may have moved a task while this
+        node could not be told), and start what the store gives this node but it does not run
+        (an assignment event lost to a store or bus outage)."""
         page = self.store.find(TaskQuery(lifecycle_status=list(ACTIVE_STATES), executor=self.id, limit=1_000_000))
         owned = {(t.id, t.epoch) for t in page.items}
+        with self._lock:
+            running = {task_id: h.epoch for task_id, h in self._workers.items()}
+        for task in page.items:
+            if running.get(task.id, -1) < task.epoch:
+                logger.warning(
+                    "task %s: assigned to %s at epoch %d but not running; starting it", task.id, self.id, task.epoch
+                )
+                self._maybe_start(task.id)
         for handle in self.supervisor.handles():
             if handle.started and (handle.task_id, handle.epoch) not in owned:
                 logger.warning(

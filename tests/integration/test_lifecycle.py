@@ -126,3 +126,22 @@ def test_pause_before_start_starts_the_worker_paused(api: TestClient, journal: s
     api.post(f"/api/tasks/{tid}/resume")
     wait_until(lambda: events(journal, "resumed"), message="resumed")
     api.post(f"/api/tasks/{tid}/cancel")
+
+
+def test_a_node_starts_an_assignment_whose_event_was_lost_and_stops_a_copy_it_lost(system, journal: str) -> None:
+    from skalds.core.lifecycle import Action, plan
+    from skalds.core.task import Task
+
+    store = system.backends.store
+    task = store.create(Task(id="quiet", class_name="ProbeWorker", attachments={"journal": journal}))
+    store.apply(plan(task, Action.ASSIGN, executor="test-node"))  # no event published
+    wait_until(lambda: store.get("quiet").lifecycle_status.value == "Running", message="started by the reconcile sweep")
+    pid = wait_until(lambda: events(journal, "main"), message="main")[0]["pid"]
+
+    moved = store.get("quiet")
+    store.apply(plan(moved, Action.REQUEUE))  # as if the monitor had moved it, again silently
+    wait_until(lambda: events(journal, "release"), message="the stale copy was stopped")
+    wait_until(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        message="its process gone",
+    )
