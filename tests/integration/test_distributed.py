@@ -68,6 +68,8 @@ class Cluster:
         for p in self.procs:
             if p.proc.poll() is None:
                 p.kill()
+            # pytest shows this only when the test failed: each process's last words
+            print(f"----- {p.name} ({p.log}) -----\n" + "\n".join(p.log.read_text().splitlines()[-40:]))
 
 
 @pytest.fixture
