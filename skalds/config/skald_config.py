@@ -7,6 +7,8 @@ system on one machine.
 
 from __future__ import annotations
 
+import os
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -29,7 +31,7 @@ class SkaldConfig(BaseModel):
     kafka_username: str | None = None
     kafka_password: str | None = None
     mongo_host: str | None = None
-    db_name: str = "skalds"
+    db_name: str = Field(default_factory=lambda: os.environ.get("DB_NAME", "skalds"))
     data_dir: str = "./.skalds"
     controller_host: str = "127.0.0.1"
     controller_port: int = 8000

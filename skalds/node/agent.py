@@ -12,11 +12,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from skalds.core.events import NODE_TOPICS, ControlEvent, StatusEvent, TaskEvent, Topic, UpdateEvent
 from skalds.core.lifecycle import Action, apply_fenced
-from skalds.core.task import ACTIVE_STATES, TaskError, TaskLifecycleStatus
+from skalds.core.task import ACTIVE_STATES, TaskError, TaskLifecycleStatus, utc_now
 from skalds.errors import SkaldsError, TaskNotFound
 from skalds.node.supervisor import Supervisor, SupervisorSettings, WorkerExit, WorkerHandle
 from skalds.ports.event_bus import Event, EventBus, Subscription
@@ -270,8 +271,11 @@ class NodeAgent:
         owned = {(t.id, t.epoch) for t in page.items}
         with self._lock:
             running = {task_id: h.epoch for task_id, h in self._workers.items()}
+        # Only assignments older than one sweep: younger ones are still on their way (a
+        # burst of events can queue for a while), and starting them here would only race.
+        settled = utc_now() - timedelta(seconds=self.settings.fence_check_interval_s)
         for task in page.items:
-            if running.get(task.id, -1) < task.epoch:
+            if running.get(task.id, -1) < task.epoch and task.update_date_time < settled:
                 logger.warning(
                     "task %s: assigned to %s at epoch %d but not running; starting it", task.id, self.id, task.epoch
                 )

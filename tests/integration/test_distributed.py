@@ -4,7 +4,6 @@ Kafka-protocol, Valkey and MongoDB-wire servers, driven through the REST API."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from skalds.testing import wait_until
 from tests.conftest import PROBE, write_pool
 from tests.probe_workers import read
 from tests.procs import SkaldsProcess
+from tests.servers import cluster_env
 
 pytestmark = pytest.mark.integration
 
@@ -24,21 +24,7 @@ KAFKA_FAST = ["backend.kafka.session_timeout_ms=2000", "backend.kafka.fetch_wait
 @pytest.fixture
 def servers_env() -> dict[str, str]:
     """Environment pointing every process at the test servers, under names of its own."""
-    from tests.servers import mongo, tansu, valkey
-
-    unique = f"d{uuid.uuid4().hex[:8]}"
-    kafka_host, kafka_port = tansu.bootstrap_servers().split(":")
-    redis = valkey.valkey()
-    return {
-        "KAFKA_HOST": kafka_host,
-        "KAFKA_PORT": kafka_port,
-        "KAFKA_TOPIC_PREFIX": f"{unique}.",
-        "REDIS_HOST": "127.0.0.1",
-        "REDIS_PORT": str(redis.port),
-        "REDIS_KEY_PREFIX": unique,
-        "MONGO_HOST": mongo.mongo().uri,
-        "DB_NAME": unique,
-    }
+    return cluster_env()
 
 
 class Cluster:

@@ -1,7 +1,9 @@
-"""The seed README's examples (examples/) run as a user would run them, on embedded backends."""
+"""The seed README's examples (examples/) run as a user would run them: on the embedded
+backends, and against the real test servers."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,29 +11,60 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from skalds.testing import wait_until
-from tests.servers import free_port
+from tests.servers import cluster_env, free_port
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def test_seed_node_app_runs_a_registered_worker_from_its_script(tmp_path: Path) -> None:
+class Script:
+    """An example script run as a process, its output in a log file."""
+
+    def __init__(self, name: str, cwd: Path, env: dict[str, str]) -> None:
+        self.log = cwd / f"{name}.log"
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(EXAMPLES / name)],
+                cwd=cwd,
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def text(self) -> str:
+        assert self.proc.poll() is None, self.log.read_text()
+        return self.log.read_text()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def test_the_seed_workers_run_alone(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / "complex_worker.py")], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert "released after" in r.stderr
+    assert r.returncode == 0, r.stderr
+
+
+def test_seed_node_app_on_embedded_backends_runs_a_worker_registered_from_its_script(tmp_path: Path) -> None:
     port = free_port()
-    log = tmp_path / "node.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(EXAMPLES / "node_app.py"), str(port)],
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    app = Script("node_app.py", tmp_path, {"NO_SERVERS": "1", "PORT": str(port)})
     try:
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
 
         def up() -> bool:
-            assert proc.poll() is None, log.read_text()
+            app.text()
             try:
                 return http.get("/api/system/health").status_code == 200
             except httpx.TransportError:
@@ -47,11 +80,58 @@ def test_seed_node_app_runs_a_registered_worker_from_its_script(tmp_path: Path) 
             message="running",
         )
         http.patch("/api/tasks/seed-1/attachments", json={"attachments": {"fixFrame": 31}})
-        wait_until(lambda: "Updating event for MyWorker" in log.read_text(), timeout_s=10, message="update handled")
-        assert "[seed-1]" in log.read_text(), "worker log lines carry the task id"
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0
+        wait_until(lambda: "Updating event for MyWorker" in app.text(), timeout_s=10, message="update handled")
+        assert "[seed-1]" in app.text(), "worker log lines carry the task id"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert app.stop() == 0
+
+
+def test_seed_node_and_edge_apps_join_a_distributed_cluster(tmp_path: Path) -> None:
+    from tests.integration.test_distributed import KAFKA_FAST
+    from tests.procs import SkaldsProcess
+
+    env = cluster_env()
+    tasks = tmp_path / "all_workers.yml"
+    seed = yaml.safe_load((EXAMPLES / "all_workers.yml").read_text())
+    for sub in seed["TaskWorkers"]["TaskWorker2"]["attachments"]["sub_tasks"]:
+        sub.update(duration=0.1, fail_chance=0.0)  # deterministic and quick
+    tasks.write_text(yaml.safe_dump(seed))
+
+    controller = SkaldsProcess(tmp_path, "+mode=controller", *KAFKA_FAST, env=env, name="controller")
+    node = Script("node_app.py", tmp_path, {**env, "SKALD_ID": "seed-node"})
+    edge = Script("edge_app.py", tmp_path, {**env, "SKALD_ID": "seed-edge", "YAML_FILE": str(tasks)})
+    api = controller.http
+    try:
+        wait_until(
+            lambda: {n["id"] for n in api.get("/api/skalds").json()} >= {"seed-node", "seed-edge"},
+            timeout_s=60,
+            message="both seed apps hold leases",
+        )
+        wait_until(
+            lambda: api.get("/api/tasks/TaskWorker1").json().get("lifecycleStatus") == "Running",
+            timeout_s=30,
+            message="the edge runs TaskWorker1",
+        )
+        assert api.get("/api/tasks/TaskWorker1").json()["executor"] == "seed-edge"
+        wait_until(
+            lambda: api.get("/api/tasks/TaskWorker2").json().get("lifecycleStatus") == "Finished",
+            timeout_s=30,
+            message="the complex worker finished on the edge",
+        )
+
+        body = {"id": "to-node", "className": "MyWorker", "attachments": {"rtspUrl": "rtsp://cam/2", "fixFrame": 5}}
+        assert api.post("/api/tasks", json=body).status_code == 201
+        wait_until(
+            lambda: (
+                api.get("/api/tasks/to-node").json()["executor"] == "seed-node"
+                and api.get("/api/tasks/to-node").json()["lifecycleStatus"] == "Running"
+            ),
+            timeout_s=30,
+            message="the node app runs a dispatched task",
+        )
+        api.post("/api/tasks/to-node/cancel")
+        wait_until(lambda: "Fix Frame: 5" in node.text(), timeout_s=10, message="node app worker logged")
+    finally:
+        for script in (node, edge):
+            script.stop()
+        controller.kill()

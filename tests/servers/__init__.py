@@ -29,3 +29,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cluster_env() -> dict[str, str]:
+    """Environment variables pointing Skalds (conf/backend/distributed.yaml) at the shared
+    test servers, with topic, key and database names no other test uses. Starts the servers
+    on first use; skips (fails under CI) when one cannot start."""
+    import uuid
+
+    from tests.servers import mongo, tansu, valkey
+
+    unique = f"d{uuid.uuid4().hex[:8]}"
+    kafka_host, kafka_port = tansu.bootstrap_servers().split(":")
+    return {
+        "KAFKA_HOST": kafka_host,
+        "KAFKA_PORT": kafka_port,
+        "KAFKA_TOPIC_PREFIX": f"{unique}.",
+        "REDIS_HOST": "127.0.0.1",
+        "REDIS_PORT": str(valkey.valkey().port),
+        "REDIS_KEY_PREFIX": unique,
+        "MONGO_HOST": mongo.mongo().uri,
+        "DB_NAME": unique,
+    }
