@@ -147,6 +147,8 @@ def test_a_bad_edit_is_rejected_whole_and_the_next_good_save_applies(pool: Pool,
     if line:
         assert error["line"] == line
     assert error["line"] is not None
+    files = api.get("/api/system/config").json()["files"]
+    assert files == [{"path": str(pool.path), "ok": False, "error": error}]
     assert running(api, "cam-1") and not pool.events("cam-1", "update")
     assert task(api, "cam-1")["attachments"]["level"] == 1
 

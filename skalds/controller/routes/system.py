@@ -44,8 +44,14 @@ def config_status(request: Request) -> dict[str, Any]:
     declared = request.app.state.skalds.declared
     if declared is None:
         return {"files": [], "lastReload": None}
-    return {
-        "files": [str(p) for p in declared.files],
-        "source": declared.source,
-        "lastReload": declared.last.to_dict() if declared.last else None,
-    }
+    last = declared.last.to_dict() if declared.last else None
+    error = last["error"] if last else None
+    files = [
+        {
+            "path": str(p),
+            "ok": not (error and error["file"] == str(p)),
+            "error": error if error and error["file"] == str(p) else None,
+        }
+        for p in declared.files
+    ]
+    return {"source": declared.source, "files": files, "lastReload": last}
