@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from skalds.cli import config_dir
 from skalds.config.skald_config import SkaldConfig
+from skalds.node.launcher import IN_LAUNCHER_ENV
 from skalds.settings import load_settings
 from skalds.system import SkaldsSystem
 from skalds.utils.logging import configure_logging
@@ -20,10 +21,6 @@ from skalds.worker.baseclass import BaseTaskWorker
 from skalds.worker.registry import WorkerCatalog
 
 logger = logging.getLogger(__name__)
-
-#: Set in the worker launcher. A script that calls ``app.run()`` at module level (as the seed's
-#: examples do) is imported there to load its worker classes; it must not start a Skald again.
-IN_LAUNCHER = "SKALDS_IN_LAUNCHER"
 
 
 class Skalds:
@@ -70,7 +67,7 @@ class Skalds:
 
     def run(self) -> None:
         """Start and block until SIGINT/SIGTERM, then stop every worker."""
-        if os.environ.get(IN_LAUNCHER):
+        if os.environ.get(IN_LAUNCHER_ENV):
             return
         configure_logging(self.config.log_level)
         self.system = self.build().start()

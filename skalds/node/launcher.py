@@ -32,6 +32,10 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+#: Set in the launcher's environment. A script that calls ``Skalds(...).run()`` at module level
+#: (as the seed's examples do) is imported here to load its worker classes; ``run()`` sees this
+#: and returns instead of starting a second Skald.
+IN_LAUNCHER_ENV = "SKALDS_IN_LAUNCHER"
 _MAX_PACKET = 1 << 20
 
 
@@ -84,7 +88,7 @@ class LauncherClient:
         ]
         # The launcher must import what the node can: a script's own directory (sys.path[0]
         # of `python my_app.py`) is not on a fresh interpreter's path otherwise.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "SKALDS_IN_LAUNCHER": "1"}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), IN_LAUNCHER_ENV: "1"}
         self._proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], close_fds=True, env=env)
         theirs.close()
         ready = ours.recv(_MAX_PACKET)

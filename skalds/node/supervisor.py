@@ -97,6 +97,7 @@ class Supervisor:
         self.listener = listener
         self.launcher = LauncherClient(preload, settings.log_level)
         self._lock = threading.Lock()
+        self._gone = threading.Condition(self._lock)  # notified whenever a worker is forgotten
         self._handles: dict[int, WorkerHandle] = {}  # by launch id
         self._by_pid: dict[int, WorkerHandle] = {}
         self._early_exits: dict[int, int] = {}  # pid -> returncode, exits seen before "launched"
@@ -158,8 +159,9 @@ class Supervisor:
         for handle in self.handles():
             self.stop(handle, "node shutting down")
         deadline = time.monotonic() + timeout_s
-        while self.handles() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        with self._gone:
+            while self._handles and (left := deadline - time.monotonic()) > 0:
+                self._gone.wait(left)
         self._running = False
         self._wake()
         if self._thread.is_alive():
@@ -283,6 +285,7 @@ class Supervisor:
             self._stopping.discard(h)
             if self._handles.pop(h.launch_id, None) is None:
                 return
+            self._gone.notify_all()
             if h.pid is not None:
                 self._by_pid.pop(h.pid, None)
         h.conn.close()
