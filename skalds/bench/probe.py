@@ -51,6 +51,28 @@ class StatusRecorder:
                     raise TimeoutError(f"benchmark: {what} did not happen within {timeout_s}s")
                 self._cond.wait(min(left, 0.5))
 
+    def wait_started(
+        self, task_ids: list[str], timeout_s: float, on_progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Block until every task's worker reported it started."""
+
+        def all_started() -> bool:
+            done = sum(t in self.started for t in task_ids)
+            if on_progress is not None:
+                on_progress(done)
+            return done == len(task_ids)
+
+        self.wait(all_started, timeout_s, f"{len(task_ids)} task(s) running")
+
+    def wait_exited(self, task_ids: list[str], timeout_s: float) -> None:
+        """Block until every task's worker process is gone."""
+        self.wait(lambda: all(t in self.exited for t in task_ids), timeout_s, f"{len(task_ids)} worker(s) gone")
+
+    def wait_applied(self, task_id: str, version: int, timeout_s: float) -> float:
+        """Block until the task's worker applied ``version``; return when it did."""
+        self.wait(lambda: (task_id, version) in self.applied, timeout_s, f"update {version} of {task_id}")
+        return self.applied[(task_id, version)]
+
     def close(self) -> None:
         """Stop listening."""
         self._subscription.close()

@@ -57,7 +57,7 @@ class BenchSettings:
     def from_config(cls, cfg: DictConfig) -> BenchSettings:
         values = OmegaConf.to_container(cfg.get("bench") or {}, resolve=True)
         assert isinstance(values, dict)
-        bench = settings_from(cls, values, "bench", "conf/mode/bench.yaml")
+        bench = settings_from(cls, {str(k): v for k, v in values.items()}, "bench", "conf/mode/bench.yaml")
         if bench.tasks < 1 or bench.samples < 1:
             raise ConfigError("bench.tasks and bench.samples: must be >= 1", key="bench.tasks")
         return bench
@@ -122,10 +122,10 @@ class Bench:
             t0 = time.time()
             body = {"id": task_id, "className": "BenchWorker", "attachments": {"value": 0}}
             self.http.post("/api/tasks", json=body).raise_for_status()
-            self.recorder.wait(lambda t=task_id: t in self.recorder.started, self.bench.timeout_s, f"{task_id} running")
+            self.recorder.wait_started([task_id], self.bench.timeout_s)
             lat.append(self.recorder.started[task_id] - t0)
             self.http.post(f"/api/tasks/{task_id}/cancel").raise_for_status()
-            self.recorder.wait(lambda t=task_id: t in self.recorder.exited, self.bench.timeout_s, f"{task_id} gone")
+            self.recorder.wait_exited([task_id], self.bench.timeout_s)
             progress.update(i + 1)
         self.figures["dispatch_ms"] = summarize(lat, 1000)
 
@@ -146,11 +146,7 @@ class Bench:
             raise RuntimeError(f"benchmark load generator failed: {loadgen.stderr[-2000:]}")
         posted: dict[str, float] = json.loads(loadgen.stdout)
         started = self.recorder.started
-        self.recorder.wait(
-            lambda: progress.update(sum(t in started for t in self.ids)) or all(t in started for t in self.ids),
-            self.bench.timeout_s,
-            f"{len(self.ids)} tasks running",
-        )
+        self.recorder.wait_started(self.ids, self.bench.timeout_s, progress.update)
         latencies = [started[t] - posted[t] for t in self.ids]
         span = max(started[t] for t in self.ids) - min(posted.values())
         self.figures["burst_dispatch_ms"] = summarize(latencies, 1000)
@@ -198,10 +194,7 @@ class Bench:
             r = self.http.patch(f"/api/tasks/{task_id}/attachments", json={"attachments": {"value": i + 1}})
             r.raise_for_status()
             key = (task_id, r.json()["desiredVersion"])
-            self.recorder.wait(
-                lambda key=key: key in self.recorder.applied, self.bench.timeout_s, f"update of {task_id}"
-            )
-            lat.append(self.recorder.applied[key] - t0)
+            lat.append(self.recorder.wait_applied(*key, self.bench.timeout_s) - t0)
             progress.update(i + 1)
         self.figures["update_ms"] = summarize(lat, 1000)
 
@@ -222,8 +215,7 @@ class Bench:
             t0 = time.time()
             write_pool(self.pool_file, value=i + 1)
             key = ("bench-yaml", version)
-            self.recorder.wait(lambda key=key: key in self.recorder.applied, self.bench.timeout_s, "YAML update")
-            lat.append(self.recorder.applied[key] - t0)
+            lat.append(self.recorder.wait_applied(*key, self.bench.timeout_s) - t0)
             progress.update(i + 1)
         self.figures["yaml_update_ms"] = summarize(lat, 1000)
 
@@ -235,7 +227,7 @@ class Bench:
         for i, task_id in enumerate(sample):
             t0 = time.time()
             self.http.post(f"/api/tasks/{task_id}/cancel").raise_for_status()
-            self.recorder.wait(lambda t=task_id: t in self.recorder.exited, self.bench.timeout_s, f"{task_id} gone")
+            self.recorder.wait_exited([task_id], self.bench.timeout_s)
             lat.append(self.recorder.exited[task_id] - t0)
             progress.update(i + 1)
         self.figures["cancel_ms"] = summarize(lat, 1000)
@@ -246,7 +238,7 @@ class Bench:
         rest = [t for t in self.ids if t not in self.recorder.exited]
         with ThreadPoolExecutor(self.bench.http_concurrency) as pool:
             list(pool.map(lambda t: self.http.post(f"/api/tasks/{t}/cancel"), rest))
-        self.recorder.wait(lambda: all(t in self.recorder.exited for t in rest), self.bench.timeout_s, "all cancelled")
+        self.recorder.wait_exited(rest, self.bench.timeout_s)
 
     def failover(self, node_id: str, victim_cmd: list[str], env: dict[str, str]) -> None:
         """Start a second node, let it take some tasks, SIGKILL it; measure kill -> each of
@@ -262,7 +254,7 @@ class Bench:
             for task_id in ids:
                 body = {"id": task_id, "className": "BenchWorker", "attachments": {"value": 0}}
                 self.http.post("/api/tasks", json=body).raise_for_status()
-            self.recorder.wait(lambda: all(t in self.recorder.started for t in ids), self.bench.timeout_s, "running")
+            self.recorder.wait_started(ids, self.bench.timeout_s)
             on_victim = {t: task.epoch for t in ids if (task := store.get(t)).executor == node_id}
             if not on_victim:
                 placed = {t: store.get(t).executor for t in ids}

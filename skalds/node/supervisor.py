@@ -251,6 +251,8 @@ class Supervisor:
                     self._early_exits[pid] = returncode
                     return
                 handle.returncode, handle.exited = returncode, True
+            else:
+                return
         self._maybe_finish(handle)
 
     def _from_worker(self, h: WorkerHandle) -> None:

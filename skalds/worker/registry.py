@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import runpy
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ class WorkerCatalog:
         try:
             return model.model_validate(attachments)
         except ValueError as exc:  # pydantic.ValidationError subclasses ValueError
-            errors = getattr(exc, "errors", lambda: [])()
+            errors: list[dict[str, Any]] = getattr(exc, "errors", list)()
             fields = [
                 {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in errors
             ]
@@ -152,5 +152,5 @@ class WorkerCatalog:
     def __contains__(self, name: object) -> bool:
         return name in self._paths
 
-    def __iter__(self) -> Iterable[str]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -77,7 +77,7 @@ def _from_doc(doc: dict[str, Any]) -> Task:
 def _to_fields(task_id: str, values: dict[str, Any]) -> dict[str, Any]:
     """Snake_case field values -> the document's keys and JSON values, validated and
     serialized by Task itself exactly as :meth:`Task.to_doc` would write them."""
-    partial = Task.model_construct()
+    partial = Task.model_construct(id=task_id, class_name="")
     try:
         for name, value in values.items():
             Task.__pydantic_validator__.validate_assignment(partial, name, value)
