@@ -37,3 +37,13 @@ def compose_config(overrides: Sequence[str] = (), data_dir: Path | None = None) 
     extra = [f"data_dir={data_dir}"] if data_dir is not None else []
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose(config_name="config", overrides=[*extra, *overrides])
+
+
+def process_gone(pid: int) -> bool:
+    """True once process ``pid`` has exited (a zombie waiting to be reaped counts as gone)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import signal
 
-import psutil
 import pytest
 from fastapi.testclient import TestClient
 
-from skalds.testing import wait_until
+from skalds.testing import process_gone, wait_until
 from tests.probe_workers import read
 
 pytestmark = pytest.mark.integration
@@ -53,7 +52,7 @@ def test_create_update_pause_resume_cancel_walks_the_whole_lifecycle(api: TestCl
     pid = events(journal, "main")[0]["pid"]
     assert api.post(f"/api/tasks/{tid}/cancel").json()["lifecycleStatus"] == "Cancelled"
     wait_until(
-        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        lambda: process_gone(pid),
         message="worker process gone",
     )
     wait_until(lambda: events(journal, "release"), message="release handler ran")
@@ -110,7 +109,7 @@ def test_cancel_stops_a_worker_that_ignores_the_stop_flag(api: TestClient, journ
     api.post(f"/api/tasks/{tid}/cancel")
     # grace 0.5 s, then SIGTERM: the release handler still runs
     wait_until(
-        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        lambda: process_gone(pid),
         timeout_s=10,
         message="process gone",
     )
@@ -142,6 +141,6 @@ def test_a_node_starts_an_assignment_whose_event_was_lost_and_stops_a_copy_it_lo
     store.apply(plan(moved, Action.REQUEUE))  # as if the monitor had moved it, again silently
     wait_until(lambda: events(journal, "release"), message="the stale copy was stopped")
     wait_until(
-        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        lambda: process_gone(pid),
         message="its process gone",
     )

@@ -9,10 +9,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
-from skalds.testing import wait_until
+from skalds.testing import process_gone, wait_until
 from tests.procs import SkaldsProcess
 
 pytestmark = pytest.mark.integration
@@ -53,7 +52,7 @@ def test_a_signal_stops_skalds_with_exit_0_and_no_process_left(run, sig: int) ->
     assert len(family) == 4, "the launcher and one process per task"
     assert p.stop(sig) == 0
     wait_until(
-        lambda: not any(q.is_running() and q.status() != psutil.STATUS_ZOMBIE for q in family),
+        lambda: all(process_gone(q.pid) for q in family),
         timeout_s=5,
         message="every child gone",
     )
