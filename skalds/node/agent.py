@@ -18,7 +18,8 @@ from typing import Any
 from skalds.core.events import NODE_TOPICS, ControlEvent, StatusEvent, TaskEvent, Topic, UpdateEvent
 from skalds.core.lifecycle import Action, apply_fenced
 from skalds.core.task import ACTIVE_STATES, TaskError, TaskLifecycleStatus, utc_now
-from skalds.errors import SkaldsError, TaskNotFound
+from skalds.errors import BackendUnavailable, SkaldsError, TaskNotFound
+from skalds.node.outbox import Outbox
 from skalds.node.supervisor import Supervisor, SupervisorSettings, WorkerExit, WorkerHandle
 from skalds.ports.event_bus import Event, EventBus, Subscription
 from skalds.ports.live_state import Heartbeat, LiveState, NodeInfo
@@ -58,6 +59,7 @@ class NodeAgent:
         self.supervisor = Supervisor(settings.supervision, catalog.modules(), self)
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
+        self.outbox = Outbox()
         self._workers: dict[str, WorkerHandle] = {}  # by task id: the copy this node runs
         self._subscription: Subscription | None = None
         self._stopping = threading.Event()
@@ -91,6 +93,7 @@ class NodeAgent:
         if self._subscription is not None:
             self._subscription.close()
         self.supervisor.shutdown(timeout_s)
+        self.outbox.close()
         self.live.remove_node(self.id)
         logger.info("node %s stopped", self.id)
 
@@ -174,7 +177,21 @@ class NodeAgent:
             self._publish_status(task_id, task.lifecycle_status, epoch)
 
     # ---- callbacks from the supervisor thread -----------------------------------
+    # Each hands its record to the outbox and returns: the supervisor never waits on the
+    # store, and a write made while the store is away is retried, in order, not lost.
     def on_started(self, handle: WorkerHandle, started_at: float) -> None:
+        self.outbox.submit(lambda: self._record_start(handle, started_at))
+
+    def on_applied(self, handle: WorkerHandle, version: int, applied_at: float) -> None:
+        self.outbox.submit(lambda: self._record_applied(handle, version, applied_at))
+
+    def on_update_failed(self, handle: WorkerHandle, version: int, message: str) -> None:
+        logger.warning("task %s rejected update %d: %s", handle.task_id, version, message)
+
+    def on_exit(self, handle: WorkerHandle, result: WorkerExit) -> None:
+        self.outbox.submit(lambda: self._record_exit_and_forget(handle, result))
+
+    def _record_start(self, handle: WorkerHandle, started_at: float) -> None:
         task = self._write(handle, Action.START, assume=S.ASSIGNING, applied_version=handle.applied_version)
         if task is not None:
             # The record as written is the truth: a pause or update that raced with the
@@ -194,24 +211,19 @@ class NodeAgent:
             )
             self._publish_status(handle.task_id, task.lifecycle_status, handle.epoch, started_at)
 
-    def on_applied(self, handle: WorkerHandle, version: int, applied_at: float) -> None:
+    def _record_applied(self, handle: WorkerHandle, version: int, applied_at: float) -> None:
         task = self._write(handle, Action.UPDATE, applied_version=version)
         if task is not None:
             self._publish_status(handle.task_id, task.lifecycle_status, handle.epoch, applied_at, version)
 
-    def on_update_failed(self, handle: WorkerHandle, version: int, message: str) -> None:
-        logger.warning("task %s rejected update %d: %s", handle.task_id, version, message)
-
-    def on_exit(self, handle: WorkerHandle, result: WorkerExit) -> None:
-        try:
-            self._record_exit(handle, result)
-        finally:
-            # Forget the worker only once its end is recorded: until then the reconcile sweep
-            # must not take the task for one this node should be running and start it again.
-            with self._lock:
-                if self._workers.get(handle.task_id) is handle:
-                    del self._workers[handle.task_id]
-            self.live.drop_heartbeats([handle.task_id])
+    def _record_exit_and_forget(self, handle: WorkerHandle, result: WorkerExit) -> None:
+        self._record_exit(handle, result)
+        # Forget the worker only once its end is recorded: until then the reconcile sweep
+        # must not take the task for one this node should be running and start it again.
+        with self._lock:
+            if self._workers.get(handle.task_id) is handle:
+                del self._workers[handle.task_id]
+        self.live.drop_heartbeats([handle.task_id])
 
     def _record_exit(self, handle: WorkerHandle, result: WorkerExit) -> None:
         if result.kind == "stopped" or self._stopping.is_set():
@@ -255,6 +267,8 @@ class NodeAgent:
             task = apply_fenced(self.store, handle.task_id, handle.epoch, self.id, action, **changes)
         except TaskNotFound:
             task = None
+        except BackendUnavailable:
+            raise  # the outbox retries the whole record later
         except SkaldsError:
             logger.exception("task %s: %s not recorded", handle.task_id, action.value)
             return None
@@ -349,7 +363,9 @@ class NodeAgent:
         ttl = self.settings.supervision.heartbeat_timeout_s
         next_fence_check = time.monotonic() + self.settings.fence_check_interval_s
         while not self._stopping.wait(interval):
-            if time.monotonic() >= next_fence_check:
+            # The reconcile sweep only once every record is written, or it would take a task
+            # whose end is still queued for one to start again.
+            if not self.outbox.pending() and time.monotonic() >= next_fence_check:
                 next_fence_check = time.monotonic() + self.settings.fence_check_interval_s
                 try:
                     self._fence_sweep()

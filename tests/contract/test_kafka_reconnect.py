@@ -51,3 +51,19 @@ def test_events_published_while_the_broker_is_down_are_delivered_once_it_is_back
 def _still_works(bus: EventBus, unique: str, seen: Collector) -> None:
     bus.publish(unique, "k2", {"n": 100})
     wait_until(lambda: 100 in _numbers(seen), timeout_s=30, message="a later event")
+
+
+def test_a_producer_recovers_when_another_process_recreated_the_topics_first(unique: str) -> None:
+    with kafka_bus(unique) as quiet, kafka_bus(unique) as eager:
+        seen = Collector()
+        quiet.subscribe([unique], f"{unique}-g", seen)
+        quiet.publish(unique, "k", {"n": 0})
+        eager.publish(unique, "k", {"n": 1})
+        wait_until(lambda: _numbers(seen) == {0, 1}, timeout_s=30, message="events before the outage")
+
+        with tansu.broker_down():
+            time.sleep(_OUTAGE_S)
+        eager.publish(unique, "k", {"n": 2})  # this bus re-creates the topic first
+        eager.flush(10)
+        quiet.publish(unique, "k", {"n": 3})  # the other one must still get a fresh producer id
+        wait_until(lambda: _numbers(seen) >= {2, 3}, timeout_s=60, message="both buses deliver after the restart")

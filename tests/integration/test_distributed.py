@@ -258,3 +258,39 @@ def test_an_edit_of_the_controllers_pool_file_reaches_a_worker_on_a_node_process
         lambda: api.get("/api/tasks/declared-1").json()["appliedVersion"] == 1, timeout_s=20, message="appliedVersion"
     )
     assert api.get("/api/system/config").json()["lastReload"]["ok"]
+
+
+def test_a_task_that_ends_while_mongodb_is_down_is_recorded_when_it_is_back(cluster: Cluster, tmp_path: Path) -> None:
+    from tests.servers import mongo
+
+    controller = cluster.start("controller", "controller")
+    cluster.start("node", "node-a")
+    api = controller.http
+    wait_until(lambda: api.get("/api/skalds").json(), timeout_s=30, message="node up")
+    journal = str(tmp_path / "short.jsonl")
+    body = {
+        "id": "short",
+        "className": "ProbeWorker",
+        "attachments": {"journal": journal, "mode": "finish", "steps": 30},
+    }
+    assert api.post("/api/tasks", json=body).status_code == 201
+    wait_until(lambda: [e for e in read(journal) if e["event"] == "main"], timeout_s=30, message="running")
+
+    server = mongo.mongo()
+    server.stop()
+    try:
+        wait_until(
+            lambda: [e for e in read(journal) if e["event"] == "release"],
+            timeout_s=30,
+            message="the worker ended while MongoDB was down",
+        )
+        node_log = next(p for p in cluster.procs if p.name == "node-a").log
+        # longer than the store's 5 s timeout, so the write fails and waits in the outbox
+        wait_until(lambda: "store write deferred" in node_log.read_text(), timeout_s=30, message="write deferred")
+    finally:
+        server.process.start()
+    wait_until(
+        lambda: api.get("/api/tasks/short").json().get("lifecycleStatus") == "Finished",
+        timeout_s=30,
+        message="the deferred Finished was written",
+    )

@@ -277,6 +277,11 @@ class KafkaEventBus(EventBus):
         except BackendUnavailable:
             return  # still down
         self._outage.clear()
+        # Whether the broker kept this producer's id cannot be told from here (another process
+        # may have re-created lost topics already), and a forgotten id makes every send retry
+        # until it times out. A fresh producer after every outage is cheap and always safe:
+        # what the old one still held is re-sent (at-least-once, as the port promises).
+        self._restart_wanted.set()
         lost = self._topics.known() - existing
         if not lost:
             logger.info("the Kafka broker is reachable again")
