@@ -14,10 +14,8 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +27,7 @@ import httpx
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from skalds.bench.harness import Progress, job_dir, machine_info, serve
 from skalds.bench.probe import StatusRecorder
 from skalds.bench.stats import summarize
 from skalds.config import settings_from
@@ -61,42 +60,6 @@ class BenchSettings:
         if bench.tasks < 1 or bench.samples < 1:
             raise ConfigError("bench.tasks and bench.samples: must be >= 1", key="bench.tasks")
         return bench
-
-
-class Progress:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self._shown = label, total, -1
-
-    def update(self, done: int) -> None:
-        step = done * 20 // max(1, self.total)
-        if not sys.stderr.isatty() and done < self.total:
-            return  # in a log file, one line per phase
-        if step != self._shown:
-            self._shown = step
-            sys.stderr.write(f"\r{self.label:<28} [{'#' * step}{'.' * (20 - step)}] {done}/{self.total}")
-            if done >= self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def machine_info() -> dict[str, Any]:
-    """What the figures were measured on."""
-    import psutil
-
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 class Bench:
@@ -339,36 +302,6 @@ def _victim_env(settings: Any) -> dict[str, str]:
     return env
 
 
-def job_dir() -> Path:
-    """The Hydra job's output directory (the working directory outside Hydra)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:
-        return Path.cwd()
-
-
-def _serve(app: Any) -> tuple[Any, threading.Thread, str]:
-    """Serve ``app`` on a free loopback port from a thread; return server, thread, base URL."""
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, name="bench-http", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("benchmark: the API server did not start")
-        time.sleep(0.01)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 def run_bench(cfg: DictConfig) -> dict[str, Any]:
     """Run one benchmark job and write ``results.json`` to the job directory."""
     bench = BenchSettings.from_config(cfg)
@@ -395,7 +328,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     server = thread = None
     runner: Bench | None = None
     try:
-        server, thread, url = _serve(system.app)
+        server, thread, url = serve(system.app)
         runner = Bench(system, bench, url, pool_file)
         runner.dispatch()
         runner.burst()
