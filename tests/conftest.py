@@ -58,9 +58,16 @@ def make_system(data_dir: Path, *overrides: str, pool: Path | None = None) -> Sk
 
 
 @pytest.fixture
-def system(tmp_path: Path) -> Iterator[SkaldsSystem]:
+def pool_path() -> Path | None:
+    """The pool file the ``system`` fixture runs; None for one without declared tasks.
+    Override it in a test module to run another."""
+    return None
+
+
+@pytest.fixture
+def system(tmp_path: Path, pool_path: Path | None) -> Iterator[SkaldsSystem]:
     """A running standalone Skalds (controller + node) on local backends."""
-    s = make_system(tmp_path / "data").start()
+    s = make_system(tmp_path / "data", pool=pool_path).start()
     try:
         yield s
     finally:

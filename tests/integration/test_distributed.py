@@ -50,6 +50,14 @@ class Cluster:
         self.procs.append(p)
         return p
 
+    def controller_and_node(self) -> SkaldsProcess:
+        """A controller and one node ("node-a"); returns the controller once the node holds
+        a lease."""
+        controller = self.start("controller", "controller")
+        self.start("node", "node-a")
+        wait_until(lambda: controller.http.get("/api/skalds").json(), timeout_s=30, message="node up")
+        return controller
+
     def close(self) -> None:
         for p in self.procs:
             if p.proc.poll() is None:
@@ -160,9 +168,7 @@ def test_the_seed_task_creation_example_dispatches_through_kafka(
     from skalds.proxy.mongo import MongoConfig, MongoProxy
     from skalds.repository.repository import TaskRepository
 
-    controller = cluster.start("controller", "controller")
-    cluster.start("node", "node-a")
-    wait_until(lambda: controller.http.get("/api/skalds").json(), timeout_s=30, message="node up")
+    cluster.controller_and_node()
 
     class ProbeData(BaseModel):
         journal: str
@@ -195,10 +201,7 @@ def test_the_seed_task_creation_example_dispatches_through_kafka(
 def test_redis_and_kafka_outages_are_survived_without_a_restart(cluster: Cluster, tmp_path: Path) -> None:
     from tests.servers import tansu, valkey
 
-    controller = cluster.start("controller", "controller")
-    cluster.start("node", "node-a")
-    api = controller.http
-    wait_until(lambda: api.get("/api/skalds").json(), timeout_s=30, message="node up")
+    api = cluster.controller_and_node().http
     journal = str(tmp_path / "a.jsonl")
     api.post("/api/tasks", json={"id": "a", "className": "ProbeWorker", "attachments": {"journal": journal}})
     wait_until(lambda: [e for e in read(journal) if e["event"] == "main"], timeout_s=30, message="a running")
@@ -263,10 +266,7 @@ def test_an_edit_of_the_controllers_pool_file_reaches_a_worker_on_a_node_process
 def test_a_task_that_ends_while_mongodb_is_down_is_recorded_when_it_is_back(cluster: Cluster, tmp_path: Path) -> None:
     from tests.servers import mongo
 
-    controller = cluster.start("controller", "controller")
-    cluster.start("node", "node-a")
-    api = controller.http
-    wait_until(lambda: api.get("/api/skalds").json(), timeout_s=30, message="node up")
+    api = cluster.controller_and_node().http
     journal = str(tmp_path / "short.jsonl")
     body = {
         "id": "short",

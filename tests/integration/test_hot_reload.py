@@ -3,14 +3,12 @@ bad edit is rejected whole and harms nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from skalds.system import SkaldsSystem
 from skalds.testing import wait_until
 from tests.conftest import make_system, write_pool
 from tests.probe_workers import read
@@ -50,17 +48,9 @@ def pool(tmp_path: Path) -> Pool:
 
 
 @pytest.fixture
-def system(pool: Pool) -> Iterator[SkaldsSystem]:
-    s = make_system(pool.tmp / "data", pool=pool.path).start()
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def api(system: SkaldsSystem) -> TestClient:
-    return TestClient(system.app)
+def pool_path(pool: Pool) -> Path:
+    """Run the ``system`` fixture (tests/conftest.py) on this module's pool file."""
+    return pool.path
 
 
 def task(api: TestClient, task_id: str) -> dict:

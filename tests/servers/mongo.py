@@ -12,8 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import free_port, unavailable
-from tests.servers.process import ServerProcess, ServerStartError
+from tests.servers import free_port
+from tests.servers.process import ServerProcess, ServerStartError, SharedServer
 
 
 def _uri(host: str, port: int) -> str:
@@ -71,23 +71,10 @@ def start_mongo() -> MongoServer:
     return MongoServer("127.0.0.1", port, process)
 
 
-_shared: MongoServer | None = None
-_failure: str | None = None
+_shared = SharedServer("mongo", start_mongo)
 
 
 def mongo() -> MongoServer:
-    """The MongoDB-wire server shared by this test process, started on first use.
-
-    Skips the calling test (fails it when CI=true) when the server cannot start; the failure
-    is remembered so later tests do not wait for it again.
-    """
-    global _shared, _failure
-    if _shared is None and _failure is None:
-        try:
-            _shared = start_mongo()
-        except (ServerStartError, OSError) as exc:
-            _failure = f"mongo: {exc}"
-    if _shared is None:
-        unavailable(_failure or "mongo did not start")
-    assert _shared is not None
-    return _shared
+    """The MongoDB-wire server shared by this test process, started on first use (see
+    :class:`~tests.servers.process.SharedServer`)."""
+    return _shared.get()

@@ -15,8 +15,10 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 _PR_SET_PDEATHSIG = 1
+S = TypeVar("S")
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
@@ -110,3 +112,31 @@ class ServerProcess:
                 return
             except subprocess.TimeoutExpired:
                 continue
+
+
+class SharedServer(Generic[S]):
+    """One server shared by every test of this process, started on first use.
+
+    When it cannot start, the calling test skips (fails when CI=true) and the failure is
+    remembered, so later tests do not wait for it again.
+    """
+
+    def __init__(self, name: str, start: Callable[[], S]) -> None:
+        self.name = name
+        self._start = start
+        self._server: S | None = None
+        self._failure: str | None = None
+
+    def get(self) -> S:
+        """The running server."""
+        from tests.servers import unavailable
+
+        if self._server is None and self._failure is None:
+            try:
+                self._server = self._start()
+            except (ServerStartError, OSError) as exc:
+                self._failure = f"{self.name}: {exc}"
+        if self._server is None:
+            unavailable(self._failure or f"{self.name} did not start")
+        assert self._server is not None
+        return self._server

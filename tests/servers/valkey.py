@@ -11,8 +11,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import free_port, unavailable
-from tests.servers.process import ServerProcess, ServerStartError
+from tests.servers import free_port
+from tests.servers.process import ServerProcess, ServerStartError, SharedServer
 
 #: Set to a valkey-server (or redis-server >= 7.4) binary to use that one instead.
 BINARY_ENV = "SKALDS_VALKEY_SERVER"
@@ -76,23 +76,10 @@ def start_valkey(*extra_args: str) -> ValkeyServer:
     return ValkeyServer("127.0.0.1", port, process)
 
 
-_shared: ValkeyServer | None = None
-_failure: str | None = None
+_shared = SharedServer("valkey", start_valkey)
 
 
 def valkey() -> ValkeyServer:
-    """The Valkey shared by this test process, started on first use.
-
-    Skips the calling test (fails it when CI=true) when the server cannot start; the failure
-    is remembered so later tests do not wait for it again.
-    """
-    global _shared, _failure
-    if _shared is None and _failure is None:
-        try:
-            _shared = start_valkey()
-        except (ServerStartError, OSError) as exc:
-            _failure = f"valkey: {exc}"
-    if _shared is None:
-        unavailable(_failure or "valkey did not start")
-    assert _shared is not None
-    return _shared
+    """The Valkey shared by this test process, started on first use (see
+    :class:`~tests.servers.process.SharedServer`)."""
+    return _shared.get()
