@@ -33,7 +33,11 @@ def _run(cfg: DictConfig) -> None:
 
     configure_logging(str(cfg.get("log_level", "INFO")))
     if cfg.get("mode") == "bench":
-        from skalds.bench.runner import run_bench
+        try:
+            from skalds.bench.runner import run_bench
+        except ImportError as exc:
+            logger.error("the benchmark mode needs its extras: pip install -e '.[bench]' (%s)", exc)
+            sys.exit(2)
 
         try:
             run_bench(cfg)
