@@ -48,7 +48,10 @@ class Settings:
 
 
 def _get(cfg: DictConfig, key: str, kind: type, where: str = MAIN, *, minimum: float | None = None) -> Any:
-    value = OmegaConf.select(cfg, key, throw_on_missing=False)
+    return _checked(key, OmegaConf.select(cfg, key, throw_on_missing=False), kind, where, minimum=minimum)
+
+
+def _checked(key: str, value: Any, kind: type, where: str, *, minimum: float | None = None) -> Any:
     if value is None:
         raise ConfigError(f"{key}: missing (set it in {where} or on the command line: {key}=...)", key=key)
     try:
@@ -84,16 +87,16 @@ def load_settings(cfg: DictConfig) -> Settings:
         terminate_grace_s=_get(cfg, "node.terminate_grace_s", float, minimum=0),
         log_level=str(cfg.get("log_level", "INFO")).upper(),
     )
+    capacity = OmegaConf.select(cfg, "node.capacity", default=None)
     capacity_from = MAIN
-    if OmegaConf.select(cfg, "node.capacity", default=None) is None:  # null: the pool decides
-        capacity_from = f"{pool_file} (capacity)"
-        cfg = OmegaConf.merge(cfg, {"node": {"capacity": pool.get("capacity") or 16}})  # type: ignore[assignment]
+    if capacity is None:  # null: the pool decides
+        capacity, capacity_from = pool.get("capacity") or 16, f"{pool_file} (capacity)"
     node_labels = OmegaConf.to_container(cfg.node.labels) if cfg.node.get("labels") else {}
     labels = {**(pool.get("labels") or {}), **(node_labels or {})}  # type: ignore[dict-item]
     node = NodeSettings(
         id=str(OmegaConf.select(cfg, "node.id", default=None) or socket.gethostname()),
         mode="edge" if mode == "edge" else "node",
-        capacity=_get(cfg, "node.capacity", int, capacity_from, minimum=1),
+        capacity=_checked("node.capacity", capacity, int, capacity_from, minimum=1),
         labels={str(k): str(v) for k, v in labels.items()},
         lease_ttl_s=_get(cfg, "node.lease_ttl_s", float, minimum=0.1),
         max_retries=_get(cfg, "node.max_retries", int, minimum=0),

@@ -53,7 +53,7 @@ class ProbeWorker(BaseTaskWorker[ProbeModel]):
     @run_before_handler
     def before(self) -> None:
         assert self.data is not None
-        write(self.data.journal, "before", level=self.data.level)
+        write(self.data.journal, "before", level=self.data.level, paused=self.is_paused())
 
     @run_main_handler
     def main(self) -> None:

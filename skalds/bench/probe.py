@@ -18,7 +18,7 @@ class StatusRecorder:
 
     def __init__(self, bus: EventBus) -> None:
         self.started: dict[str, float] = {}
-        self.started_at_epoch: dict[tuple[str, int], tuple[float, str | None]] = {}  # -> (at, executor)
+        self.started_at_epoch: dict[tuple[str, int], float] = {}
         self.applied: dict[tuple[str, int], float] = {}
         self.exited: dict[str, float] = {}
         self._cond = threading.Condition()
@@ -34,7 +34,7 @@ class StatusRecorder:
                 self.applied.setdefault((status.task_id, status.applied_version), at)
             elif status.status in ("Running", "Paused"):
                 self.started.setdefault(status.task_id, at)
-                self.started_at_epoch.setdefault((status.task_id, status.epoch or 0), (at, status.executor))
+                self.started_at_epoch.setdefault((status.task_id, status.epoch or 0), at)
             self._cond.notify_all()
 
     def wait(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:

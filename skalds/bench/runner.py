@@ -228,7 +228,7 @@ class Bench:
             def moved_at(task_id: str) -> float | None:
                 starts = [
                     at
-                    for (t, e), (at, _) in self.recorder.started_at_epoch.items()
+                    for (t, e), at in self.recorder.started_at_epoch.items()
                     if t == task_id and e > on_victim[task_id]
                 ]
                 return min(starts) if starts else None

@@ -158,7 +158,7 @@ class NodeAgent:
             return
         spec: dict[str, Any] = {
             "task_id": task.id,
-            "class_path": self.catalog.paths()[task.class_name],
+            "class_path": self.catalog.path(task.class_name),
             "attachments": task.attachments_dict(),
             "version": task.desired_version,
             "paused": task.lifecycle_status is S.PAUSED,

@@ -25,6 +25,7 @@ from skalds.controller.service import CreateTaskRequest, TaskService
 from skalds.core.declared import Declared, DeclaredPlan, diff
 from skalds.core.task import Task
 from skalds.errors import SkaldsError, TaskNotFound, ValidationFailed
+from skalds.ports.task_store import TaskQuery
 from skalds.reload.pool import FileProblem, load_declarations
 
 logger = logging.getLogger(__name__)
@@ -177,8 +178,6 @@ class DeclaredTasks:
         return result
 
     def _stored_of_source(self) -> list[Task]:
-        from skalds.ports.task_store import TaskQuery
-
         page = self.service.store.find(TaskQuery(limit=1_000_000))
         return [t for t in page.items if t.source == self.source]
 

@@ -85,9 +85,14 @@ class WorkerCatalog:
         """Known class names, sorted."""
         return sorted(self._paths)
 
-    def paths(self) -> dict[str, str]:
-        """Class name → import path, for processes that must load them."""
-        return dict(self._paths)
+    def path(self, name: str) -> str:
+        """The import path of class ``name``.
+
+        Raises:
+            UnknownWorkerClass: no such class.
+        """
+        self.get(name)
+        return self._paths[name]
 
     def modules(self) -> list[str]:
         """The modules (or script files) the classes live in, for preloading."""

@@ -69,8 +69,11 @@ def test_a_closed_subscription_gets_nothing_more(event_bus: EventBus, unique: st
     event_bus.flush()
     wait_until(lambda: seen.values(), timeout_s=30, message="first event")
     sub.close()
+    witness = Collector()  # a live group: once it has event 2, the closed one had its chance
+    event_bus.subscribe([unique], f"{unique}-witness", witness)
     event_bus.publish(unique, "k", {"n": 2})
     event_bus.flush()
+    wait_until(lambda: {"n": 2} in witness.values(), timeout_s=30, message="event 2 delivered to a live group")
     assert seen.values() == [{"n": 1}]
 
 

@@ -117,11 +117,17 @@ def test_cancel_stops_a_worker_that_ignores_the_stop_flag(api: TestClient, journ
     assert status(api, tid) == "Cancelled"
 
 
-def test_pause_before_start_starts_the_worker_paused(api: TestClient, journal: str) -> None:
-    tid = create_probe(api, journal)["id"]
-    api.post(f"/api/tasks/{tid}/pause")
-    wait_until(lambda: events(journal, "paused"), message="worker started paused")
-    assert not events(journal, "resumed")
+def test_pause_before_start_starts_the_worker_paused(system, api: TestClient, journal: str) -> None:
+    from skalds.core.task import Task
+
+    # Stored without an assign event, so it is surely paused before any node sees it.
+    system.backends.store.create(Task(id="early", class_name="ProbeWorker", attachments={"journal": journal}))
+    assert api.post("/api/tasks/early/pause").json()["lifecycleStatus"] == "Paused"
+    system.dispatcher.submit(["early"])
+    before = wait_until(lambda: events(journal, "before"), message="worker started")[0]
+    assert before["paused"], "the worker process began already paused"
+    assert status(api, "early") == "Paused"
+    tid = "early"
     api.post(f"/api/tasks/{tid}/resume")
     wait_until(lambda: events(journal, "resumed"), message="resumed")
     api.post(f"/api/tasks/{tid}/cancel")
