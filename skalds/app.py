@@ -11,7 +11,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from skalds.cli import config_dir
+from skalds.config.paths import config_dir
 from skalds.config.skald_config import SkaldConfig
 from skalds.node.launcher import IN_LAUNCHER_ENV
 from skalds.settings import load_settings
@@ -70,7 +70,7 @@ class Skalds:
         if os.environ.get(IN_LAUNCHER_ENV):
             return
         configure_logging(self.config.log_level)
-        self.system = self.build().start()
+        self.system = self.build().start(serve_http=True)
         try:
             self.system.serve()
         finally:

@@ -10,21 +10,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from skalds.config.paths import config_dir
 from skalds.errors import SkaldsError
 from skalds.utils.logging import configure_logging
 
 logger = logging.getLogger("skalds")
-
-
-def config_dir() -> str:
-    """The ``conf/`` directory: next to the package in a checkout or editable install."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "conf", here / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    raise SystemExit(
-        f"skalds: cannot find conf/config.yaml near {here}; install with `pip install -e .` from a checkout"
-    )
 
 
 def _run(cfg: DictConfig) -> None:
@@ -47,7 +37,7 @@ def _run(cfg: DictConfig) -> None:
         return
     try:
         settings = load_settings(cfg)
-        system = SkaldsSystem(settings).start()
+        system = SkaldsSystem(settings).start(serve_http=True)
     except SkaldsError as exc:
         logger.error("%s", exc)
         sys.exit(2)
@@ -55,6 +45,8 @@ def _run(cfg: DictConfig) -> None:
         system.serve()
     finally:
         system.stop()
+    if system.exit_code:
+        sys.exit(system.exit_code)
 
 
 def load_dotenv(path: Path = Path(".env")) -> None:

@@ -1,20 +1,18 @@
-"""The whole Skalds error hierarchy.
+"""The whole Skalds error hierarchy, and the one formatter of field errors.
 
 Every error a caller can act on is a ``SkaldsError``. Backends translate client-library
-exceptions into these classes at the port boundary, and the REST API maps each class to one
-HTTP status in a single handler.
+exceptions into these classes at the port boundary; the REST API maps each class to an HTTP
+status in one table of its own (``skalds.controller.errors``), so nothing here knows HTTP.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
 class SkaldsError(Exception):
     """Root of every error Skalds raises on purpose."""
-
-    #: HTTP status the REST API answers with when this error escapes a route.
-    http_status = 500
 
     def __init__(self, message: str, **detail: Any) -> None:
         super().__init__(message)
@@ -29,8 +27,6 @@ class ConfigError(SkaldsError, ValueError):
 class TaskNotFound(SkaldsError, KeyError):
     """No task has the given id."""
 
-    http_status = 404
-
     def __str__(self) -> str:  # KeyError would repr() the message
         return self.message
 
@@ -38,32 +34,56 @@ class TaskNotFound(SkaldsError, KeyError):
 class TaskAlreadyExists(SkaldsError):
     """A task with the given id exists already."""
 
-    http_status = 409
-
 
 class InvalidTransition(SkaldsError):
     """The task's lifecycle state does not allow the requested action."""
-
-    http_status = 409
 
 
 class StaleWrite(SkaldsError):
     """A conditional store write lost: the task's state or epoch moved on meanwhile."""
 
-    http_status = 409
-
 
 class ValidationFailed(SkaldsError):
-    """User input (attachments, a request, a YAML file) does not match its schema."""
+    """User input (attachments, a request, a YAML file) does not match its schema.
 
-    http_status = 422
+    ``detail["errors"]`` lists ``{"field", "message"}`` for each problem.
+    """
+
+    @classmethod
+    def of_fields(cls, prefix: str, errors: Sequence[dict[str, str]], **detail: Any) -> ValidationFailed:
+        """One error for many field problems; the message lists them all."""
+        summary = "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors)
+        return cls(f"{prefix}: {summary}" if prefix else summary, errors=list(errors), **detail)
 
 
 class UnknownWorkerClass(ValidationFailed):
     """No worker class of that name is known to the cluster."""
 
 
+class PayloadTooLarge(ValidationFailed):
+    """A request or a value is larger than the configured limit."""
+
+
 class BackendUnavailable(SkaldsError):
     """A backend server cannot be reached or refused the operation."""
 
-    http_status = 503
+
+class OwnershipConflict(SkaldsError):
+    """Another live process owns what this one needs: the embedded data directory, or a
+    node id. The message names the holder (pid and host)."""
+
+
+def field_path(parts: Iterable[Any]) -> str:
+    """``("attachments", "size", 0)`` -> ``"attachments.size.0"``; the one spelling of a
+    field's location in every error Skalds reports."""
+    return ".".join(str(p) for p in parts)
+
+
+def pydantic_errors(errors: Iterable[dict[str, Any]], skip: Iterable[str] = ()) -> list[dict[str, str]]:
+    """``[{"field", "message"}]`` from pydantic's (or FastAPI's) ``errors()`` list; location
+    parts named in ``skip`` (e.g. ``"body"``) are left out of the field name."""
+    skipped = set(skip)
+    return [
+        {"field": field_path(p for p in e.get("loc", ()) if p not in skipped), "message": str(e.get("msg", ""))}
+        for e in errors
+    ]

@@ -15,10 +15,12 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from skalds.cli import config_dir
+from skalds.config.paths import config_dir
 from skalds.controller.monitor import MonitorSettings
+from skalds.core.lifecycle import RetryPolicy
 from skalds.errors import ConfigError
 from skalds.node.agent import NodeSettings
+from skalds.node.lease import LeaseSettings
 from skalds.node.supervisor import SupervisorSettings
 from skalds.reload.pool import WorkerPoolFile
 
@@ -45,13 +47,27 @@ class Settings:
     tasks_file: Path | None = None
     reload_watch: bool = True
     reload_debounce_s: float = 0.05
+    max_request_bytes: int = 1024 * 1024
+    max_event_bytes: int = 256 * 1024
 
 
-def _get(cfg: DictConfig, key: str, kind: type, where: str = MAIN, *, minimum: float | None = None) -> Any:
-    return _checked(key, OmegaConf.select(cfg, key, throw_on_missing=False), kind, where, minimum=minimum)
+def _get(
+    cfg: DictConfig,
+    key: str,
+    kind: type,
+    where: str = MAIN,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
+    return _checked(
+        key, OmegaConf.select(cfg, key, throw_on_missing=False), kind, where, minimum=minimum, maximum=maximum
+    )
 
 
-def _checked(key: str, value: Any, kind: type, where: str, *, minimum: float | None = None) -> Any:
+def _checked(
+    key: str, value: Any, kind: type, where: str, *, minimum: float | None = None, maximum: float | None = None
+) -> Any:
     if value is None:
         raise ConfigError(f"{key}: missing (set it in {where} or on the command line: {key}=...)", key=key)
     try:
@@ -62,6 +78,8 @@ def _checked(key: str, value: Any, kind: type, where: str, *, minimum: float | N
         ) from None
     if minimum is not None and value < minimum:
         raise ConfigError(f"{key}: must be >= {minimum} (got {value}) (from {where} or the command line)", key=key)
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{key}: must be <= {maximum} (got {value}) (from {where} or the command line)", key=key)
     return value
 
 
@@ -93,31 +111,43 @@ def load_settings(cfg: DictConfig) -> Settings:
         capacity, capacity_from = pool.get("capacity") or 16, f"{pool_file} (capacity)"
     node_labels = OmegaConf.to_container(cfg.node.labels) if cfg.node.get("labels") else {}
     labels = {**(pool.get("labels") or {}), **(node_labels or {})}  # type: ignore[dict-item]
+    ttl = _get(cfg, "node.lease_ttl_s", float, minimum=0.1)
+    lease = LeaseSettings(
+        ttl_s=ttl,
+        renew_interval_s=_get(cfg, "node.lease_renew_interval_s", float, minimum=0.01, maximum=ttl / 2),
+        fence_margin_s=_get(cfg, "node.fence_margin_s", float, minimum=0.05, maximum=ttl / 2),
+    )
+    retry = RetryPolicy(
+        max_retries=_get(cfg, "node.max_retries", int, minimum=0),
+        backoff_base_s=_get(cfg, "node.retry_backoff_s", float, minimum=0),
+        backoff_cap_s=_get(cfg, "node.retry_backoff_max_s", float, minimum=0),
+    )
+    backend = OmegaConf.to_container(cfg.backend, resolve=True) if "backend" in cfg else None
+    if not isinstance(backend, dict) or "kind" not in backend:
+        raise ConfigError("backend.kind: missing (pick one: backend=local or backend=distributed)", key="backend.kind")
     node = NodeSettings(
         id=str(OmegaConf.select(cfg, "node.id", default=None) or socket.gethostname()),
         mode="edge" if mode == "edge" else "node",
         capacity=_checked("node.capacity", capacity, int, capacity_from, minimum=1),
         labels={str(k): str(v) for k, v in labels.items()},
-        lease_ttl_s=_get(cfg, "node.lease_ttl_s", float, minimum=0.1),
-        max_retries=_get(cfg, "node.max_retries", int, minimum=0),
+        lease=lease,
+        self_fence=backend["kind"] == "distributed",
+        retry=retry,
         fence_check_interval_s=_get(cfg, "node.fence_check_interval_s", float, minimum=0.1),
         supervision=supervision,
     )
     monitor = MonitorSettings(
         check_interval_s=_get(cfg, "monitor.check_interval_s", float, minimum=0.01),
-        lease_ttl_s=node.lease_ttl_s,
-        max_retries=node.max_retries,
+        lease_ttl_s=ttl,
+        retry=retry,
     )
-    backend = OmegaConf.to_container(cfg.backend, resolve=True) if "backend" in cfg else None
-    if not isinstance(backend, dict) or "kind" not in backend:
-        raise ConfigError("backend.kind: missing (pick one: backend=local or backend=distributed)", key="backend.kind")
     tasks_file = pool.get("tasks_file")
     return Settings(
         mode=mode,
         data_dir=Path(_get(cfg, "data_dir", str)),
         log_level=supervision.log_level,
         host=_get(cfg, "controller.host", str),
-        port=_get(cfg, "controller.port", int, minimum=0),
+        port=_get(cfg, "controller.port", int, minimum=0, maximum=65535),
         node=node,
         monitor=monitor,
         dispatch_policy=_get(cfg, "dispatch.policy", str, "conf/dispatch/*.yaml"),
@@ -128,6 +158,8 @@ def load_settings(cfg: DictConfig) -> Settings:
         tasks_file=Path(tasks_file) if tasks_file else None,
         reload_watch=bool(OmegaConf.select(cfg, "reload.watch", default=True)),
         reload_debounce_s=_get(cfg, "reload.debounce_s", float, minimum=0),
+        max_request_bytes=_get(cfg, "controller.max_request_bytes", int, minimum=1024),
+        max_event_bytes=_get(cfg, "controller.max_event_bytes", int, minimum=1024),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from skalds.config import settings_from
 from skalds.errors import ConfigError
@@ -14,20 +14,27 @@ from skalds.ports.live_state import LiveState
 from skalds.ports.task_store import TaskStore
 
 
+class _Releasable(Protocol):
+    def release(self) -> None: ...
+
+
 @dataclass
 class Backends:
-    """One adapter per port."""
+    """One adapter per port, and the data directory's lock for the embedded ones."""
 
     kind: str
     bus: EventBus
     store: TaskStore
     live: LiveState
+    lock: _Releasable | None = None
 
     def close(self) -> None:
-        """Close all three; safe to call twice."""
+        """Close all three and release the lock; safe to call twice."""
         self.bus.close()
         self.live.close()
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 def build_backends(config: dict[str, Any]) -> Backends:
@@ -40,11 +47,19 @@ def build_backends(config: dict[str, Any]) -> Backends:
     kind = config.get("kind")
     if kind == "local":
         from skalds.backends.local import LocalEventBus, MemoryLiveState, SqliteTaskStore
+        from skalds.backends.local.lock import DataDirLock
 
         path = config.get("sqlite_path")
         if not path:
             raise ConfigError("backend.sqlite_path: missing (conf/backend/local.yaml)", key="backend.sqlite_path")
-        return Backends("local", LocalEventBus(), SqliteTaskStore(Path(path)), MemoryLiveState())
+        # One process per data directory, before anything in it is read or written.
+        lock = DataDirLock(Path(path).parent).acquire()
+        try:
+            store = SqliteTaskStore(Path(path))
+        except BaseException:
+            lock.release()
+            raise
+        return Backends("local", LocalEventBus(), store, MemoryLiveState(), lock)
     if kind == "distributed":
         return _distributed(config)
     raise ConfigError(f"backend.kind: unknown backend {kind!r}; known: local, distributed", key="backend.kind")
@@ -76,5 +91,9 @@ def _distributed(config: dict[str, Any]) -> Backends:
     redis = _settings(config, "redis", RedisSettings)
     mongo = _settings(config, "mongo", MongoSettings)
     store = MongoTaskStore(mongo)
-    live = RedisLiveState(redis)
+    try:
+        live = RedisLiveState(redis)
+    except BaseException:
+        store.close()
+        raise
     return Backends("distributed", KafkaEventBus(kafka), store, live)

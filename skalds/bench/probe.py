@@ -26,7 +26,7 @@ class StatusRecorder:
 
     def _on(self, event: Event) -> None:
         status = StatusEvent.model_validate(event.value)
-        at = status.at or time.time()
+        at = status.at / 1000 if status.at else time.time()  # events carry epoch ms
         with self._cond:
             if status.exited:
                 self.exited.setdefault(status.task_id, at)

@@ -144,7 +144,7 @@ class Bench:
         self.figures["worker_uss_mib"] = summarize(uss, 1 / 2**20, 2)
         now = time.time()
         beats = self.system.backends.live.heartbeats(self.ids)
-        self.figures["heartbeat_age_ms"] = summarize([now - b.at for b in beats.values()], 1000, 1)
+        self.figures["heartbeat_age_ms"] = summarize([now - b.at / 1000 for b in beats.values()], 1000, 1)
         self.figures["heartbeats_seen"] = len(beats)
 
     def updates(self) -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
+from skalds.controller import errors
+from skalds.controller.limits import BodyLimit
 from skalds.controller.routes import system, tasks
-from skalds.controller.service import TaskService
-from skalds.errors import SkaldsError
 from skalds.reload.declared_tasks import DeclaredTasks
+from skalds.service.tasks import TaskService
+
+#: Default request body limit (``controller.max_request_bytes``).
+MAX_REQUEST_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -25,27 +28,19 @@ class AppState:
     started: float = field(default_factory=time.monotonic)
 
 
-def _error_body(error: str, detail: str, **extra: object) -> dict[str, object]:
-    return {"error": error, "detail": detail, **extra}
-
-
-def create_app(service: TaskService, backend: str = "local", declared: DeclaredTasks | None = None) -> FastAPI:
+def create_app(
+    service: TaskService,
+    backend: str = "local",
+    declared: DeclaredTasks | None = None,
+    *,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+) -> FastAPI:
     """Build the API around a task service (and the owner of declared tasks, if this
-    process has one). Routes hold no try/except: errors map to HTTP here, once."""
+    process has one). Routes hold no try/except: errors map to HTTP in one place."""
     app = FastAPI(title="Skalds", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     app.state.skalds = AppState(service, backend, declared)
-
-    @app.exception_handler(SkaldsError)
-    async def skalds_error(request: Request, exc: SkaldsError) -> JSONResponse:
-        return JSONResponse(_error_body(type(exc).__name__, exc.message, **exc.detail), status_code=exc.http_status)
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in exc.errors()
-        ]
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return JSONResponse(_error_body("ValidationFailed", summary, errors=errors), status_code=422)
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    errors.install(app)
 
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:

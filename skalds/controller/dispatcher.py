@@ -3,11 +3,13 @@
 Event-driven: every ``task.assign`` event without an executor wakes the dispatch thread,
 which drains all pending task ids at once, reads node leases and loads once for the batch,
 and writes one conditional ASSIGN per task. A burst of N creations therefore costs one lease
-read and one load query, not N.
+read and one load query, not N. A task backing off after a lost run (``retryAt``) is held
+back on a timer and placed when its time comes.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -16,8 +18,8 @@ from collections.abc import Iterable
 from skalds.core.dispatch import Candidate, DispatchPolicy
 from skalds.core.events import TaskEvent, Topic
 from skalds.core.lifecycle import Action, plan
-from skalds.core.task import Task, TaskLifecycleStatus
-from skalds.errors import SkaldsError, StaleWrite, TaskNotFound
+from skalds.core.task import Task, TaskLifecycleStatus, now_ms
+from skalds.errors import BackendUnavailable, SkaldsError, StaleWrite, TaskNotFound
 from skalds.ports.event_bus import Event, EventBus, Subscription
 from skalds.ports.live_state import LiveState
 from skalds.ports.task_store import TaskStore
@@ -39,7 +41,10 @@ class Dispatcher:
         self.bus = bus
         self.store = store
         self.live = live
+        self.errors = 0
         self._pending: dict[str, None] = {}  # ordered set of task ids
+        self._delayed: list[tuple[int, str]] = []  # heap of (retry_at ms, task id)
+        self._held: set[str] = set()  # task ids in the heap
         self._cond = threading.Condition()
         self._stopping = False
         self._subscription: Subscription | None = None
@@ -57,7 +62,8 @@ class Dispatcher:
         with self._cond:
             self._stopping = True
             self._cond.notify()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def submit(self, task_ids: Iterable[str]) -> None:
         """Ask for these tasks to be placed (idempotent: placed tasks are skipped)."""
@@ -74,26 +80,50 @@ class Dispatcher:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._stopping:
-                    self._cond.wait()
+                while not self._stopping and not self._pending and not self._due():
+                    wait = None if not self._delayed else max(0.0, (self._delayed[0][0] - now_ms()) / 1000)
+                    self._cond.wait(wait)
                 if self._stopping:
                     return
+                now = now_ms()
+                while self._delayed and self._delayed[0][0] <= now:
+                    task_id = heapq.heappop(self._delayed)[1]
+                    self._held.discard(task_id)
+                    self._pending[task_id] = None
                 batch, self._pending = list(self._pending), {}
             try:
                 self.dispatch(batch)
+            except BackendUnavailable as exc:
+                logger.warning("dispatch of %d task(s) deferred, a backend is unavailable: %s", len(batch), exc)
             except Exception:
-                logger.exception("dispatch of %d tasks failed; they stay pending for the monitor's sweep", len(batch))
+                self.errors += 1
+                logger.exception("dispatch of %d task(s) failed; the monitor's sweep offers them again", len(batch))
+
+    def _due(self) -> bool:
+        return bool(self._delayed) and self._delayed[0][0] <= now_ms()
+
+    def _hold(self, task: Task) -> None:
+        with self._cond:
+            if task.id not in self._held:
+                self._held.add(task.id)
+                heapq.heappush(self._delayed, (task.retry_at or 0, task.id))
+                self._cond.notify()
 
     def dispatch(self, task_ids: list[str]) -> list[str]:
         """Place what can be placed now; return the ids left waiting for a node."""
         tasks = []
+        now = now_ms()
         for task_id in task_ids:
             try:
                 task = self.store.get(task_id)
             except TaskNotFound:
                 continue
-            if needs_placement(task):
-                tasks.append(task)
+            if not needs_placement(task):
+                continue
+            if task.retry_at is not None and task.retry_at > now:
+                self._hold(task)
+                continue
+            tasks.append(task)
         if not tasks:
             return []
         loads = self.store.count_active_by_executor()
@@ -118,6 +148,8 @@ class Dispatcher:
             written = self.store.apply(plan(task, Action.ASSIGN, executor=node_id))
         except StaleWrite:
             return False  # someone else moved it (cancelled, or placed by a peer)
+        except BackendUnavailable:
+            raise
         except SkaldsError:
             logger.exception("task %s: assignment not recorded", task.id)
             return False

@@ -7,9 +7,9 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from skalds.core.records import NodeInfo
 from skalds.core.task import Task
 from skalds.errors import ConfigError
-from skalds.ports.live_state import NodeInfo
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def eligible(task: Task, candidates: Sequence[Candidate]) -> list[Candidate]:
         candidates = [c for c in candidates if c.node.id == task.pinned_node]
     else:
         candidates = [c for c in candidates if c.node.mode != "edge"]
-    return [c for c in candidates if task.class_name in c.node.classes and c.free > 0]
+    return [c for c in candidates if not c.node.draining and task.class_name in c.node.classes and c.free > 0]
 
 
 class DispatchPolicy(abc.ABC):

@@ -5,10 +5,10 @@ a process that already holds the worker modules costs a few milliseconds. Forkin
 itself is unsafe (it runs threads: bus, HTTP server, supervisor), so the node starts this
 small launcher once, with ``subprocess``, and asks it to fork.
 
-Protocol on a SOCK_SEQPACKET socket pair (one pickled tuple per packet):
-node → launcher ``("launch", launch_id, spec)`` with the worker's pipe end attached (SCM_RIGHTS);
-launcher → node ``("launched", launch_id, pid)`` and ``("exited", pid, returncode)``.
-Closing the node's end ends the launcher; every process here dies with its parent
+The node and the launcher talk over a SOCK_SEQPACKET pair in the small records of
+:mod:`skalds.worker.protocol`; each :class:`~skalds.worker.protocol.Launch` carries the worker's
+pipe (SCM_RIGHTS), and the task itself (attachments of any size) travels on that pipe, never in
+a datagram. Closing the node's end ends the launcher; every process here dies with its parent
 (PR_SET_PDEATHSIG), so a killed node leaves no orphan behind.
 """
 
@@ -29,6 +29,9 @@ import threading
 from multiprocessing.connection import Connection
 from typing import Any
 
+from skalds.errors import SkaldsError
+from skalds.worker.protocol import Exited, Launch, Launched, Ready, WorkerSpec
+
 logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -36,7 +39,11 @@ _PR_SET_PDEATHSIG = 1
 #: (as the seed's examples do) is imported here to load its worker classes; ``run()`` sees this
 #: and returns instead of starting a second Skald.
 IN_LAUNCHER_ENV = "SKALDS_IN_LAUNCHER"
-_MAX_PACKET = 1 << 20
+_MAX_PACKET = 64 * 1024
+
+
+class LauncherGone(SkaldsError):
+    """The launcher process died; no worker can be started on this node."""
 
 
 def die_with_parent() -> None:
@@ -46,6 +53,15 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         except (OSError, AttributeError):
             pass
+
+
+def set_title(title: str) -> None:
+    """Name this process in ``ps``/``top`` (no-op without setproctitle)."""
+    try:
+        from setproctitle import setproctitle
+    except ImportError:
+        return
+    setproctitle(title)
 
 
 def exit_description(returncode: int | None) -> str:
@@ -68,15 +84,20 @@ class LauncherClient:
     """The node's handle on its launcher process. ``launch`` is thread-safe; ``receive`` is
     called by the one thread that watches ``fileno()`` (the supervisor)."""
 
-    def __init__(self, preload: list[str], log_level: str = "INFO") -> None:
+    def __init__(self, preload: list[str], log_level: str = "INFO", title: str = "skalds launcher") -> None:
         self.preload = preload
         self.log_level = log_level
+        self.title = title
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start the launcher and return once it has imported the worker modules."""
+        """Start the launcher and return once it has imported the worker modules.
+
+        Raises:
+            LauncherGone: it could not import them (its log says why).
+        """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         cmd = [
             sys.executable,
@@ -85,6 +106,7 @@ class LauncherClient:
             str(theirs.fileno()),
             json.dumps(self.preload),
             self.log_level,
+            self.title,
         ]
         # The launcher must import what the node can: a script's own directory (sys.path[0]
         # of `python my_app.py`) is not on a fresh interpreter's path otherwise.
@@ -92,13 +114,16 @@ class LauncherClient:
         self._proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], close_fds=True, env=env)
         theirs.close()
         ready = ours.recv(_MAX_PACKET)
-        if not ready:
+        if not ready or not isinstance(pickle.loads(ready), Ready):
             code = self._proc.wait()
-            raise RuntimeError(f"worker launcher failed to start ({exit_description(code)}); see its log above")
+            ours.close()
+            raise LauncherGone(f"worker launcher failed to start ({exit_description(code)}); see its log above")
         self._sock = ours
 
     def fileno(self) -> int:
-        assert self._sock is not None
+        """The socket the supervisor watches for launcher messages."""
+        if self._sock is None:
+            raise LauncherGone("launcher not started")
         return self._sock.fileno()
 
     @property
@@ -106,20 +131,38 @@ class LauncherClient:
         """The launcher's process id."""
         return self._proc.pid if self._proc else None
 
-    def launch(self, launch_id: int, spec: dict[str, Any]) -> Connection:
-        """Fork a worker for ``spec`` and return the node's end of its pipe."""
+    def launch(self, launch_id: int, spec: WorkerSpec) -> Connection:
+        """Fork a worker for ``spec`` and return the node's end of its pipe.
+
+        Raises:
+            LauncherGone: the launcher is not running.
+        """
         node_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        request = Launch(launch_id, f"skalds worker {spec.task_id} {spec.class_name}")
         try:
             with self._lock:
-                assert self._sock is not None, "launcher not started"
-                socket.send_fds(self._sock, [pickle.dumps(("launch", launch_id, spec))], [worker_end.fileno()])
+                if self._sock is None:
+                    raise LauncherGone("launcher not running")
+                try:
+                    socket.send_fds(self._sock, [pickle.dumps(request)], [worker_end.fileno()])
+                except OSError as exc:
+                    raise LauncherGone(f"launcher not reachable: {exc}") from exc
+        except BaseException:
+            node_end.close()
+            raise
         finally:
             worker_end.close()
-        return Connection(node_end.detach())
+        conn = Connection(node_end.detach())
+        try:
+            conn.send(spec)  # any size: the worker reads it first thing
+        except OSError:
+            pass  # the worker died at once; its exit is reported like any other
+        return conn
 
-    def receive(self) -> tuple[Any, ...] | None:
+    def receive(self) -> Ready | Launched | Exited | None:
         """One message from the launcher, or None when it is gone."""
-        assert self._sock is not None
+        if self._sock is None:
+            return None
         try:
             data = self._sock.recv(_MAX_PACKET)
         except OSError:
@@ -128,9 +171,10 @@ class LauncherClient:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Close the pipe (the launcher exits) and reap it."""
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
         if self._proc is not None:
             try:
                 self._proc.wait(timeout_s)
@@ -152,14 +196,7 @@ def _preload(modules: list[str]) -> None:
         import_source(module)
 
 
-def _child(
-    sock: socket.socket,
-    selector: selectors.BaseSelector,
-    wake: tuple[int, int],
-    fd: int,
-    spec: dict[str, Any],
-    level: str,
-) -> None:
+def _child(sock: socket.socket, selector: selectors.BaseSelector, wake: tuple[int, int], fd: int, title: str) -> None:
     code = 70
     try:
         launcher_pid = os.getppid()
@@ -175,11 +212,14 @@ def _child(
         os.setpgid(0, 0)
         if os.getppid() != launcher_pid:  # the launcher died before prctl took effect
             os._exit(code)
+        set_title(title)
+        conn = Connection(fd)
+        spec: Any = conn.recv()
         from skalds.utils.logging import configure_logging
         from skalds.worker.runtime import run_worker
 
-        configure_logging(level, spec.get("task_id"))
-        code = run_worker(Connection(fd), spec)
+        configure_logging(spec.log_level, spec.task_id)
+        code = run_worker(conn, spec)
     except BaseException:
         logging.getLogger(__name__).exception("worker bootstrap failed")
     finally:
@@ -188,9 +228,10 @@ def _child(
 
 
 def main(argv: list[str]) -> None:
-    """Entry point: ``python -m skalds.node.launcher FD PRELOAD_JSON LOG_LEVEL``."""
-    fd, preload, level = int(argv[1]), json.loads(argv[2]), argv[3]
+    """Entry point: ``python -m skalds.node.launcher FD PRELOAD_JSON LOG_LEVEL TITLE``."""
+    fd, preload, level, title = int(argv[1]), json.loads(argv[2]), argv[3], argv[4]
     die_with_parent()
+    set_title(title)
     # The node decides when we stop (it closes our socket); a signal sent to the whole process
     # group (Ctrl-C, `timeout`, a service manager) must not cut its workers off early.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -215,7 +256,7 @@ def main(argv: list[str]) -> None:
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake[0], selectors.EVENT_READ)
-    sock.send(pickle.dumps(("ready", os.getpid())))
+    sock.send(pickle.dumps(Ready(os.getpid())))
 
     while True:
         for key, _ in selector.select():
@@ -226,12 +267,12 @@ def main(argv: list[str]) -> None:
                     return  # the node closed its end with replies unread
                 if not msg:
                     return  # the node closed its end
-                _, launch_id, spec = pickle.loads(msg)
+                request: Launch = pickle.loads(msg)
                 pid = os.fork()
                 if pid == 0:
-                    _child(sock, selector, wake, fds[0], spec, level)
+                    _child(sock, selector, wake, fds[0], request.title)
                 os.close(fds[0])
-                sock.send(pickle.dumps(("launched", launch_id, pid)))
+                sock.send(pickle.dumps(Launched(request.launch_id, pid)))
             else:
                 try:
                     while os.read(wake[0], 512):
@@ -249,7 +290,7 @@ def _reap(sock: socket.socket) -> None:
             return
         if pid == 0:
             return
-        sock.send(pickle.dumps(("exited", pid, os.waitstatus_to_exitcode(status))))
+        sock.send(pickle.dumps(Exited(pid, os.waitstatus_to_exitcode(status))))
 
 
 if __name__ == "__main__":

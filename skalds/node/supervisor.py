@@ -4,6 +4,10 @@ The supervisor owns the node's launcher and the node's ends of the worker pipes.
 waits on all of them at once (plus a wake-up pipe and the nearest deadline), so a node with
 500 workers costs one thread, and a slow or dead worker never blocks the others. It tells the
 node agent what happened through a :class:`SupervisorListener`.
+
+It judges a worker silent only over time it was itself running: after its own thread was
+stopped (the whole node frozen by SIGSTOP, a VM pause, heavy swapping) it gives every worker a
+full heartbeat timeout again instead of killing them all for a silence that was its own.
 """
 
 from __future__ import annotations
@@ -17,10 +21,29 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import Protocol
 
+from skalds.core.events import ExitKind
 from skalds.core.task import TaskError
 from skalds.node.launcher import LauncherClient, exit_description
+from skalds.worker.protocol import (
+    EXIT_SELF_FENCED,
+    Applied,
+    Beat,
+    Cancel,
+    Exited,
+    Failed,
+    Finished,
+    FromWorker,
+    Launched,
+    Outcome,
+    Started,
+    StopCause,
+    Stopped,
+    ToWorker,
+    UpdateFailed,
+    WorkerSpec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +54,22 @@ class WorkerHandle:
 
     task_id: str
     epoch: int
+    attempt: int
     launch_id: int
     conn: Connection
     launched_at: float  # monotonic
+    self_fencing: bool = False  # the worker stops itself when the node's lease lapses
+    pinned: bool = False  # an edge's own task: no other node may run it
     pid: int | None = None
     last_seen: float = 0.0  # monotonic, last message from the worker
     started: bool = False
+    started_ms: int | None = None
     progress: float | None = None
     message: str | None = None
+    paused: bool = False
     sent_version: int = 0
     applied_version: int = 0
-    outcome: tuple[Any, ...] | None = None  # ("finished", t) / ("failed", message, traceback)
+    outcome: Outcome | None = None
     stop_reason: str | None = None  # why the node is stopping it, if it is
     kill_stage: int = 0  # 0 asked nicely, 1 SIGTERM sent, 2 SIGKILL sent
     deadline: float | None = None  # monotonic time of the next escalation
@@ -50,7 +78,7 @@ class WorkerHandle:
     exited: bool = False
     send_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def send(self, *message: Any) -> bool:
+    def send(self, message: ToWorker) -> bool:
         """Send a command to the worker; False if it is gone already."""
         with self.send_lock:
             try:
@@ -62,18 +90,17 @@ class WorkerHandle:
 
 @dataclass(frozen=True)
 class WorkerExit:
-    """How a worker ended. ``kind`` is ``finished``, ``failed``, ``stopped`` (the node
-    stopped it on purpose) or ``lost`` (no heartbeat: a candidate for a retry)."""
+    """How a worker ended, and the error worth recording when it failed or was lost."""
 
-    kind: str
+    kind: ExitKind
     error: TaskError | None = None
 
 
 class SupervisorListener(Protocol):
     """Callbacks, all made on the supervisor thread, never concurrently."""
 
-    def on_started(self, handle: WorkerHandle, started_at: float) -> None: ...
-    def on_applied(self, handle: WorkerHandle, version: int, applied_at: float) -> None: ...
+    def on_started(self, handle: WorkerHandle, started_ms: int) -> None: ...
+    def on_applied(self, handle: WorkerHandle, version: int, applied_ms: int) -> None: ...
     def on_update_failed(self, handle: WorkerHandle, version: int, message: str) -> None: ...
     def on_exit(self, handle: WorkerHandle, result: WorkerExit) -> None: ...
 
@@ -92,10 +119,12 @@ class SupervisorSettings:
 class Supervisor:
     """Starts, watches and stops worker processes."""
 
-    def __init__(self, settings: SupervisorSettings, preload: list[str], listener: SupervisorListener) -> None:
+    def __init__(
+        self, settings: SupervisorSettings, preload: list[str], listener: SupervisorListener, title: str = "skalds"
+    ) -> None:
         self.settings = settings
         self.listener = listener
-        self.launcher = LauncherClient(preload, settings.log_level)
+        self.launcher = LauncherClient(preload, settings.log_level, f"skalds launcher {title}")
         self._lock = threading.Lock()
         self._gone = threading.Condition(self._lock)  # notified whenever a worker is forgotten
         self._handles: dict[int, WorkerHandle] = {}  # by launch id
@@ -110,6 +139,7 @@ class Supervisor:
         self._new: list[WorkerHandle] = []  # launched, not yet registered (by the watching thread)
         self._stopping: set[WorkerHandle] = set()  # handles with an escalation deadline
         self._next_scan = 0.0  # monotonic time of the next heartbeat-timeout scan
+        self._last_escalate = time.monotonic()
         self._running = False
         self._thread = threading.Thread(target=self._loop, name="skalds-supervisor", daemon=True)
 
@@ -122,17 +152,38 @@ class Supervisor:
         self._running = True
         self._thread.start()
 
-    def launch(self, task_id: str, epoch: int, spec: dict[str, Any]) -> WorkerHandle:
-        """Fork a worker for ``spec``; returns at once, ``on_started`` follows."""
+    def launch(self, spec: WorkerSpec, attempt: int, *, self_fencing: bool, pinned: bool) -> WorkerHandle:
+        """Fork a worker for ``spec``; returns at once, ``on_started`` follows.
+
+        Raises:
+            LauncherGone: the launcher is not running.
+        """
         launch_id = next(self._ids)
-        # Hold the lock across the request so the "launched" reply finds the handle.
+        now = time.monotonic()
+        # Registered before the request goes out, so the "launched" reply finds the handle.
+        handle = WorkerHandle(
+            spec.task_id,
+            spec.epoch,
+            attempt,
+            launch_id,
+            conn=None,  # type: ignore[arg-type]  # set right below, before anyone reads it
+            launched_at=now,
+            self_fencing=self_fencing,
+            pinned=pinned,
+            last_seen=now,
+            paused=spec.paused,
+            sent_version=spec.version,
+            applied_version=spec.version,
+        )
         with self._lock:
-            conn = self.launcher.launch(launch_id, spec)
-            now = time.monotonic()
-            handle = WorkerHandle(
-                task_id, epoch, launch_id, conn, now, last_seen=now, sent_version=spec.get("version", 0)
-            )
             self._handles[launch_id] = handle
+        try:
+            handle.conn = self.launcher.launch(launch_id, spec)
+        except BaseException:
+            with self._lock:
+                self._handles.pop(launch_id, None)
+            raise
+        with self._lock:
             self._new.append(handle)
         self._wake()
         return handle
@@ -146,7 +197,7 @@ class Supervisor:
             grace = self.settings.cancel_grace_s if grace_s is None else grace_s
             handle.deadline = time.monotonic() + grace
             self._stopping.add(handle)
-        handle.send("cancel")
+        handle.send(Cancel())
         self._wake()
 
     def handles(self) -> list[WorkerHandle]:
@@ -154,14 +205,22 @@ class Supervisor:
         with self._lock:
             return list(self._handles.values())
 
-    def shutdown(self, timeout_s: float = 10.0) -> None:
-        """Stop every worker (cooperatively first), wait for them, stop the launcher."""
-        for handle in self.handles():
-            self.stop(handle, "node shutting down")
+    def wait_all_gone(self, timeout_s: float) -> bool:
+        """Block until no worker is left (their exits reported), or ``timeout_s`` passed."""
         deadline = time.monotonic() + timeout_s
         with self._gone:
             while self._handles and (left := deadline - time.monotonic()) > 0:
                 self._gone.wait(left)
+            return not self._handles
+
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """Stop every worker (cooperatively first), wait for them, stop the launcher."""
+        for handle in self.handles():
+            self.stop(handle, "node shutting down")
+        if not self.wait_all_gone(timeout_s):
+            logger.error(
+                "%d worker(s) still running after %.0fs; the launcher's exit kills them", len(self._handles), timeout_s
+            )
         self._running = False
         self._wake()
         if self._thread.is_alive():
@@ -199,6 +258,16 @@ class Supervisor:
         """Send due signals, now and then kill silent workers; return how long the loop
         may sleep. Costs O(workers being stopped), plus O(N) once per heartbeat interval."""
         now = time.monotonic()
+        gap, self._last_escalate = now - self._last_escalate, now
+        if gap > 3 * self.settings.heartbeat_interval_s + 0.5:
+            # The loop never sleeps longer than a heartbeat interval: a much longer gap means
+            # this thread was not running (node frozen), and the workers' silence over that
+            # time proves nothing. Every worker gets a full timeout again.
+            logger.warning(
+                "node supervisor was not running for %.1fs; giving every worker a fresh heartbeat window", gap
+            )
+            for h in self.handles():
+                h.last_seen = max(h.last_seen, now)
         if now >= self._next_scan:
             self._next_scan = now + self.settings.heartbeat_interval_s
             timeout = self.settings.heartbeat_timeout_s
@@ -233,24 +302,22 @@ class Supervisor:
             logger.error("worker launcher died; its workers die with it")
             self._running = False
             return
-        kind = message[0]
         with self._lock:
-            if kind == "launched":
-                _, launch_id, pid = message
-                handle = self._handles.get(launch_id)
+            if isinstance(message, Launched):
+                handle = self._handles.get(message.launch_id)
                 if handle is None:
                     return
-                handle.pid = pid
-                self._by_pid[pid] = handle
-                if pid in self._early_exits:
-                    handle.returncode, handle.exited = self._early_exits.pop(pid), True
-            elif kind == "exited":
-                _, pid, returncode = message
-                handle = self._by_pid.get(pid)
-                if handle is None:
-                    self._early_exits[pid] = returncode
+                handle.pid = message.pid
+                self._by_pid[message.pid] = handle
+                if message.pid in self._early_exits:
+                    handle.returncode, handle.exited = self._early_exits.pop(message.pid), True
+            elif isinstance(message, Exited):
+                found = self._by_pid.get(message.pid)
+                if found is None:
+                    self._early_exits[message.pid] = message.returncode
                     return
-                handle.returncode, handle.exited = returncode, True
+                handle = found
+                handle.returncode, handle.exited = message.returncode, True
             else:
                 return
         self._maybe_finish(handle)
@@ -264,20 +331,19 @@ class Supervisor:
             self._selector.unregister(h.conn.fileno())
             self._maybe_finish(h)
 
-    def _handle_message(self, h: WorkerHandle, message: tuple[Any, ...]) -> None:
+    def _handle_message(self, h: WorkerHandle, message: FromWorker) -> None:
         h.last_seen = time.monotonic()
-        kind = message[0]
-        if kind == "hb":
-            _, _, h.progress, h.message = message
-        elif kind == "started":
-            h.started = True
-            self.listener.on_started(h, message[1])
-        elif kind == "applied":
-            h.applied_version = max(h.applied_version, message[1])
-            self.listener.on_applied(h, message[1], message[2])
-        elif kind == "update_failed":
-            self.listener.on_update_failed(h, message[1], message[2])
-        elif kind in ("finished", "failed", "stopped"):
+        if isinstance(message, Beat):
+            h.progress, h.message = message.progress, message.message
+        elif isinstance(message, Started):
+            h.started, h.started_ms = True, message.at_ms
+            self.listener.on_started(h, message.at_ms)
+        elif isinstance(message, Applied):
+            h.applied_version = max(h.applied_version, message.version)
+            self.listener.on_applied(h, message.version, message.at_ms)
+        elif isinstance(message, UpdateFailed):
+            self.listener.on_update_failed(h, message.version, message.error)
+        elif isinstance(message, Finished | Failed | Stopped):
             h.outcome = message
 
     def _maybe_finish(self, h: WorkerHandle) -> None:
@@ -291,28 +357,33 @@ class Supervisor:
             if h.pid is not None:
                 self._by_pid.pop(h.pid, None)
         h.conn.close()
-        self.listener.on_exit(h, _result(h))
+        self.listener.on_exit(h, judge_exit(h))
 
 
-def _result(h: WorkerHandle) -> WorkerExit:
+def judge_exit(h: WorkerHandle) -> WorkerExit:
+    """How a worker ended, from what the node asked, what the worker said and its exit status."""
+    code = h.returncode
     if h.stop_reason == "lost":
         return WorkerExit(
-            "lost", TaskError(message=f"no heartbeat; worker {exit_description(h.returncode)}", exit_code=h.returncode)
+            ExitKind.LOST, TaskError(message=f"no heartbeat; worker {exit_description(code)}", exit_code=code)
         )
     if h.stop_reason is not None:
-        return WorkerExit("stopped")
-    if h.outcome is not None and h.outcome[0] == "stopped":
+        return WorkerExit(ExitKind.STOPPED)
+    outcome = h.outcome
+    if code == EXIT_SELF_FENCED or (isinstance(outcome, Stopped) and outcome.cause is StopCause.SELF_FENCED):
+        return WorkerExit(ExitKind.SELF_FENCED)
+    if isinstance(outcome, Stopped):
         # Someone else sent SIGTERM: the work was interrupted, not done; worth a retry.
         return WorkerExit(
-            "lost", TaskError(message="worker terminated by SIGTERM from outside Skalds", exit_code=h.returncode)
+            ExitKind.LOST, TaskError(message="worker terminated by SIGTERM from outside Skalds", exit_code=code)
         )
-    if h.outcome is not None and h.outcome[0] == "failed":
-        return WorkerExit("failed", TaskError(message=h.outcome[1], traceback=h.outcome[2], exit_code=h.returncode))
-    if h.outcome is not None and h.returncode == 0:
-        return WorkerExit("finished")
-    return WorkerExit(
-        "failed", TaskError(message=f"worker process {exit_description(h.returncode)}", exit_code=h.returncode)
-    )
+    if isinstance(outcome, Failed):
+        return WorkerExit(
+            ExitKind.FAILED, TaskError(message=outcome.message, traceback=outcome.traceback, exit_code=code)
+        )
+    if isinstance(outcome, Finished) and code == 0:
+        return WorkerExit(ExitKind.FINISHED)
+    return WorkerExit(ExitKind.LOST, TaskError(message=f"worker process {exit_description(code)}", exit_code=code))
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

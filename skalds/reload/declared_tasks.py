@@ -21,12 +21,13 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from skalds.controller.service import CreateTaskRequest, TaskService
 from skalds.core.declared import Declared, DeclaredPlan, diff
 from skalds.core.task import Task
 from skalds.errors import SkaldsError, TaskNotFound, ValidationFailed
 from skalds.ports.task_store import TaskQuery
 from skalds.reload.pool import FileProblem, load_declarations
+from skalds.service.requests import CreateTaskRequest
+from skalds.service.tasks import TaskService
 
 logger = logging.getLogger(__name__)
 
@@ -178,8 +179,7 @@ class DeclaredTasks:
         return result
 
     def _stored_of_source(self) -> list[Task]:
-        page = self.service.store.find(TaskQuery(limit=1_000_000))
-        return [t for t in page.items if t.source == self.source]
+        return self.service.store.find(TaskQuery(source=self.source, limit=1_000_000)).items
 
     def _existing(self, declared: dict[str, Declared]) -> dict[str, Task]:
         existing: dict[str, Task] = {}

@@ -22,11 +22,10 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from skalds.controller.catalog import Catalog
 from skalds.core.declared import Declared
 from skalds.errors import ValidationFailed
-
-TASK_ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+from skalds.service.catalog import Catalog
+from skalds.service.requests import MAX_PRIORITY, TASK_ID_PATTERN
 
 
 class DeclaredTaskSpec(BaseModel):
@@ -36,7 +35,7 @@ class DeclaredTaskSpec(BaseModel):
 
     class_name: str = Field(alias="className", min_length=1, description="Worker class to run")
     attachments: dict[str, Any] = Field(default_factory=dict, description="The task's parameters")
-    priority: int = Field(0, description="Higher is placed first")
+    priority: int = Field(0, ge=0, le=MAX_PRIORITY, description="0 (lowest) .. 10 (highest); higher is placed first")
     name: str | None = Field(None, description="A display name")
     is_persistent: bool | None = Field(None, alias="isPersistent", description="Accepted for seed files; unused")
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from skalds.controller.service import CreateTaskRequest
 from skalds.reload.pool import TaskWorkersFile, WorkerPoolFile, schema_of
+from skalds.service.requests import CreateTaskRequest
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 

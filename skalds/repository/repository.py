@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from skalds.core.lifecycle import Transition
-from skalds.core.task import Task, utc_now
+from skalds.core.task import Task, now_ms
 from skalds.errors import TaskNotFound
 from skalds.proxy.mongo import MongoProxy
 
@@ -38,6 +38,6 @@ class TaskRepository:
     def update_executor(self, id: str, executor: str) -> Task | None:
         """Set a task's executor (kept for seed scripts; the dispatcher does this itself)."""
         try:
-            return self.store.apply(Transition(id, {}, {"executor": executor, "update_date_time": utc_now()}))
+            return self.store.apply(Transition(id, {}, {"executor": executor, "update_date_time": now_ms()}))
         except TaskNotFound:
             return None

@@ -11,7 +11,7 @@ from typing import TypeVar
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from skalds.cli import config_dir
+from skalds.config.paths import config_dir
 
 T = TypeVar("T")
 

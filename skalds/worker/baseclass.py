@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel
 
 from skalds.errors import ConfigError
+from skalds.worker.protocol import StopCause
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,16 @@ class WorkerControl:
         self.stop_event = threading.Event()
         self.running_event = threading.Event()  # set = not paused
         self.running_event.set()
+        self.stop_cause: StopCause | None = None
         self.progress: float | None = None
         self.message: str | None = None
+
+    def request_stop(self, cause: StopCause) -> None:
+        """Set the stop flag (and end any pause), remembering the first reason."""
+        if self.stop_cause is None:
+            self.stop_cause = cause
+        self.stop_event.set()
+        self.running_event.set()
 
     def report(self, progress: float | None, message: str | None) -> None:
         """Keep the latest progress; the runtime sends it with the next heartbeat."""
@@ -185,5 +194,5 @@ class BaseTaskWorker(Generic[T]):
         try:
             self.run_lifecycle()
         except KeyboardInterrupt:
-            self._control.stop_event.set()
+            self._control.request_stop(StopCause.REQUESTED)
             logger.info("%s interrupted", type(self).__name__)

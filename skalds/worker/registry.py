@@ -11,8 +11,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from skalds.errors import ConfigError, UnknownWorkerClass, ValidationFailed
+from skalds.errors import ConfigError, UnknownWorkerClass, ValidationFailed, pydantic_errors
 from skalds.worker.baseclass import BaseTaskWorker
+
+#: Key of an advertised attachment schema listing every accepted top-level key (field names
+#: and aliases), present when the model refuses unknown keys.
+ACCEPTED_KEYS = "x-skalds-accepts"
 
 _loaded_scripts: dict[str, dict[str, Any]] = {}
 
@@ -114,22 +118,26 @@ class WorkerCatalog:
             ) from None
 
     def validate(self, name: str, attachments: Any) -> BaseModel:
-        """Validate attachments against class ``name``'s model.
+        """Validate attachments against class ``name``'s model. A key the model does not know
+        is refused (a typo must not be dropped silently) unless the model allows extra fields.
 
         Raises:
             UnknownWorkerClass: no such class.
             ValidationFailed: the attachments do not fit; ``detail["errors"]`` names the fields.
         """
         model = self.get(name).data_model()
+        unknown = unknown_keys(model, attachments)
+        if unknown:
+            known = ", ".join(sorted(accepted_keys(model) or ())) or "none"
+            errors = [{"field": k, "message": f"unknown field (known: {known})"} for k in unknown]
+            raise ValidationFailed.of_fields(f"invalid attachments for {name}", errors)
         try:
             return model.model_validate(attachments)
         except ValueError as exc:  # pydantic.ValidationError subclasses ValueError
-            errors: list[dict[str, Any]] = getattr(exc, "errors", list)()
-            fields = [
-                {"field": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in errors
-            ]
-            summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or str(exc)
-            raise ValidationFailed(f"invalid attachments for {name}: {summary}", errors=fields) from exc
+            errors = pydantic_errors(getattr(exc, "errors", list)())
+            raise ValidationFailed.of_fields(
+                f"invalid attachments for {name}", errors or [{"field": "", "message": str(exc)}]
+            ) from exc
 
     def normalize(self, name: str, attachments: Any) -> dict[str, Any]:
         """Validate attachments and return them as the model dumps them (JSON, by alias), so
@@ -149,13 +157,42 @@ class WorkerCatalog:
 
     def schemas(self) -> list[dict[str, Any]]:
         """``[{"className", "schema"}]``: each class with the JSON Schema of its attachments."""
-        return [
-            {"className": n, "schema": self._classes[n].data_model().model_json_schema(by_alias=True)}
-            for n in self.names()
-        ]
+        out = []
+        for n in self.names():
+            model = self._classes[n].data_model()
+            schema = model.model_json_schema(by_alias=True)
+            accepted = accepted_keys(model)
+            if accepted is not None:
+                schema[ACCEPTED_KEYS] = sorted(accepted)
+            out.append({"className": n, "schema": schema})
+        return out
 
     def __contains__(self, name: object) -> bool:
         return name in self._paths
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def accepted_keys(model: type[BaseModel]) -> set[str] | None:
+    """Every top-level key ``model`` accepts (names and aliases), or None when it takes any
+    key (``extra="allow"``)."""
+    config = model.model_config
+    if config.get("extra") == "allow":
+        return None
+    by_name = bool(config.get("populate_by_name") or config.get("validate_by_name"))
+    keys: set[str] = set()
+    for field_name, info in model.model_fields.items():
+        aliases = [a for a in (info.alias, info.validation_alias) if isinstance(a, str)]
+        keys.update(aliases)
+        if by_name or not aliases:
+            keys.add(field_name)
+    return keys
+
+
+def unknown_keys(model: type[BaseModel], attachments: Any) -> list[str]:
+    """The top-level keys of ``attachments`` that ``model`` would drop, sorted."""
+    accepted = accepted_keys(model)
+    if accepted is None or not isinstance(attachments, dict):
+        return []
+    return sorted(str(k) for k in attachments if k not in accepted)

@@ -4,33 +4,57 @@ from __future__ import annotations
 
 import time
 
-from skalds.ports.live_state import Heartbeat, LiveState, NodeInfo
+from skalds.core.records import Heartbeat, NodeInfo
+from skalds.ports.live_state import LiveState
 from skalds.testing import wait_until
 
 
+def node(unique: str, instance: str = "i1", **fields: object) -> NodeInfo:
+    base: dict[str, object] = {"mode": "node", "classes": ["A"], "capacity": 4, "pid": 7, "host": "h"}
+    return NodeInfo(id=f"{unique}-n1", instance=instance, **{**base, **fields})  # type: ignore[arg-type]
+
+
 def test_a_node_lease_is_visible_until_it_expires(live_state: LiveState, unique: str) -> None:
-    node = NodeInfo(id=f"{unique}-n1", mode="node", classes=["A"], capacity=4, running=1, labels={"zone": "a"})
-    live_state.put_node(node, ttl_s=1.0)
-    mine = [n for n in live_state.nodes() if n.id == node.id]
-    assert mine == [node]
-    wait_until(lambda: all(n.id != node.id for n in live_state.nodes()), timeout_s=5, message="lease expired")
+    mine = node(unique, running=1, labels={"zone": "a"})
+    assert live_state.claim_node(mine, ttl_s=1.0) is None
+    assert [n for n in live_state.nodes() if n.id == mine.id] == [mine]
+    wait_until(lambda: all(n.id != mine.id for n in live_state.nodes()), timeout_s=5, message="lease expired")
 
 
 def test_renewing_a_lease_keeps_it_and_remove_drops_it(live_state: LiveState, unique: str) -> None:
-    node = NodeInfo(id=f"{unique}-n1", mode="node", classes=[], capacity=1)
+    mine = node(unique)
     for _ in range(3):
-        live_state.put_node(node, ttl_s=1.0)
+        assert live_state.claim_node(mine, ttl_s=1.0) is None
         time.sleep(0.4)
-    assert any(n.id == node.id for n in live_state.nodes())
-    live_state.remove_node(node.id)
-    live_state.remove_node(node.id)  # idempotent
-    assert all(n.id != node.id for n in live_state.nodes())
+    assert any(n.id == mine.id for n in live_state.nodes())
+    live_state.remove_node(mine.id, "i1")
+    live_state.remove_node(mine.id, "i1")  # idempotent
+    assert all(n.id != mine.id for n in live_state.nodes())
+
+
+def test_a_live_lease_of_another_instance_is_not_taken_but_named(live_state: LiveState, unique: str) -> None:
+    first, second = node(unique, "first"), node(unique, "second", pid=8)
+    assert live_state.claim_node(first, ttl_s=30) is None
+    holder = live_state.claim_node(second, ttl_s=30)
+    assert holder is not None and (holder.instance, holder.pid) == ("first", 7)
+    live_state.remove_node(first.id, "second")  # not its lease: nothing happens
+    assert [n.instance for n in live_state.nodes() if n.id == first.id] == ["first"]
+    assert live_state.claim_node(second, ttl_s=30, force=True) is None
+    assert [n.instance for n in live_state.nodes() if n.id == first.id] == ["second"]
+    assert live_state.claim_node(first, ttl_s=30) is not None  # the first lost it for good
+    live_state.remove_node(first.id, "second")
+
+
+def test_an_expired_lease_of_another_instance_can_be_claimed(live_state: LiveState, unique: str) -> None:
+    assert live_state.claim_node(node(unique, "old"), ttl_s=0.3) is None
+    wait_until(lambda: live_state.claim_node(node(unique, "new"), ttl_s=30) is None, timeout_s=5, message="claimed")
+    assert [n.instance for n in live_state.nodes() if n.id == f"{unique}-n1"] == ["new"]
 
 
 def test_heartbeats_are_batched_read_by_task_and_expire_each_on_its_own(live_state: LiveState, unique: str) -> None:
     a, b = f"{unique}-a", f"{unique}-b"
-    live_state.put_heartbeats([Heartbeat(a, "n", 1, time.time(), 0.5, "half")], ttl_s=1.0)
-    live_state.put_heartbeats([Heartbeat(b, "n", 2, time.time(), None)], ttl_s=30.0)
+    live_state.put_heartbeats([Heartbeat(a, "n", 1, int(time.time() * 1000), 0.5, "half")], ttl_s=1.0)
+    live_state.put_heartbeats([Heartbeat(b, "n", 2, int(time.time() * 1000), None)], ttl_s=30.0)
     beats = live_state.heartbeats([a, b, f"{unique}-missing"])
     assert set(beats) == {a, b} and beats[a].progress == 0.5 and beats[a].message == "half"
     wait_until(lambda: set(live_state.heartbeats([a, b])) == {b}, timeout_s=5, message="a expired, b kept")
@@ -40,7 +64,7 @@ def test_heartbeats_are_batched_read_by_task_and_expire_each_on_its_own(live_sta
 
 def test_heartbeats_of_every_task_are_read_when_no_ids_are_given(live_state: LiveState, unique: str) -> None:
     a, b = f"{unique}-a", f"{unique}-b"
-    live_state.put_heartbeats([Heartbeat(a, "n", 1, time.time()), Heartbeat(b, "n", 1, time.time(), 1.0)], ttl_s=30)
+    live_state.put_heartbeats([Heartbeat(a, "n", 1, int(time.time() * 1000)), Heartbeat(b, "n", 1, int(time.time() * 1000), 1.0)], ttl_s=30)
     assert set(live_state.heartbeats()) >= {a, b}
     assert live_state.heartbeats([]) == {}
     live_state.put_heartbeats([], ttl_s=30)  # nothing to write is no error
@@ -48,8 +72,8 @@ def test_heartbeats_of_every_task_are_read_when_no_ids_are_given(live_state: Liv
 
 def test_a_later_heartbeat_replaces_the_earlier_and_renews_its_ttl(live_state: LiveState, unique: str) -> None:
     a = f"{unique}-a"
-    live_state.put_heartbeats([Heartbeat(a, "n", 1, time.time(), 0.1)], ttl_s=0.5)
-    live_state.put_heartbeats([Heartbeat(a, "n", 2, time.time(), 0.9)], ttl_s=30)
+    live_state.put_heartbeats([Heartbeat(a, "n", 1, int(time.time() * 1000), 0.1)], ttl_s=0.5)
+    live_state.put_heartbeats([Heartbeat(a, "n", 2, int(time.time() * 1000), 0.9)], ttl_s=30)
     time.sleep(0.8)
     beat = live_state.heartbeats([a])[a]
     assert (beat.epoch, beat.progress) == (2, 0.9)
@@ -57,7 +81,7 @@ def test_a_later_heartbeat_replaces_the_earlier_and_renews_its_ttl(live_state: L
 
 def test_dropping_heartbeats_is_idempotent(live_state: LiveState, unique: str) -> None:
     a = f"{unique}-a"
-    live_state.put_heartbeats([Heartbeat(a, "n", 1, time.time())], ttl_s=30)
+    live_state.put_heartbeats([Heartbeat(a, "n", 1, int(time.time() * 1000))], ttl_s=30)
     live_state.drop_heartbeats([a, f"{unique}-never-seen"])
     live_state.drop_heartbeats([a])
     live_state.drop_heartbeats([])

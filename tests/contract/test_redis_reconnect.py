@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from skalds.backends.redis import RedisLiveState, RedisSettings
+from skalds.core.records import Heartbeat, NodeInfo
 from skalds.errors import BackendUnavailable, ConfigError
-from skalds.ports.live_state import Heartbeat, NodeInfo
 from tests.servers import free_port, unavailable
 from tests.servers.valkey import ValkeyServer, start_valkey
 
@@ -37,13 +37,13 @@ def test_calls_fail_while_the_server_is_down_and_the_same_adapter_works_after_a_
 ) -> None:
     live = RedisLiveState(settings(own_valkey, unique))
     node = NodeInfo(id="n1", mode="node", classes=["A"], capacity=2)
-    beat = Heartbeat("t1", "n1", 1, time.time(), 0.25)
-    live.put_node(node, ttl_s=30)
+    beat = Heartbeat("t1", "n1", 1, int(time.time() * 1000), 0.25)
+    assert live.claim_node(node, ttl_s=30) is None
     assert live.nodes() == [node]
 
     own_valkey.stop()
     with pytest.raises(BackendUnavailable):
-        live.put_node(node, ttl_s=30)
+        assert live.claim_node(node, ttl_s=30) is None
     with pytest.raises(BackendUnavailable):
         live.nodes()
     with pytest.raises(BackendUnavailable):
@@ -53,7 +53,7 @@ def test_calls_fail_while_the_server_is_down_and_the_same_adapter_works_after_a_
 
     own_valkey.start()
     assert live.nodes() == []  # the server keeps nothing across a restart
-    live.put_node(node, ttl_s=30)
+    assert live.claim_node(node, ttl_s=30) is None
     live.put_heartbeats([beat], ttl_s=30)
     assert live.nodes() == [node]
     assert live.heartbeats(["t1"]) == {"t1": beat}
@@ -64,7 +64,7 @@ def test_the_first_call_after_a_restart_succeeds_on_a_pooled_connection_that_die
     own_valkey: ValkeyServer, unique: str
 ) -> None:
     live = RedisLiveState(settings(own_valkey, unique))
-    live.put_heartbeats([Heartbeat("t1", "n1", 1, time.time())], ttl_s=30)
+    live.put_heartbeats([Heartbeat("t1", "n1", 1, int(time.time() * 1000))], ttl_s=30)
     own_valkey.stop()
     own_valkey.start()  # no call in between: the pool still holds the dead socket
     assert live.heartbeats() == {}

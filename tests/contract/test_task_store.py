@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from skalds.core.lifecycle import Action, Transition, plan
-from skalds.core.task import Task, TaskError, TaskLifecycleStatus
+from skalds.core.lifecycle import Action, Transition, ended_attempt, plan
+from skalds.core.task import MAX_ATTEMPTS_KEPT, AttemptOutcome, Task, TaskError, TaskLifecycleStatus, failure_fields
 from skalds.errors import StaleWrite, TaskAlreadyExists, TaskNotFound
 from skalds.ports.task_store import TaskQuery, TaskStore
 
@@ -52,8 +51,9 @@ def test_apply_writes_only_while_the_expected_state_and_epoch_hold(task_store: T
 def test_complex_fields_survive_a_conditional_write(task_store: TaskStore) -> None:
     task = task_store.create(new("a"))
     error = TaskError(message="boom", traceback="Traceback...", exit_code=-9)
-    task_store.apply(plan(task, Action.FAIL, error=error))
-    assert task_store.get("a").error == error
+    task_store.apply(plan(task, Action.FAIL, **failure_fields(error)))
+    stored = task_store.get("a")
+    assert (stored.error, stored.exception, stored.error_detail) == ("boom", "Traceback...", error)
 
 
 def test_of_two_racing_writers_exactly_one_wins(task_store: TaskStore) -> None:
@@ -92,10 +92,11 @@ def test_find_filters_pages_and_counts(task_store: TaskStore) -> None:
 
 
 def test_find_orders_by_creation_time_then_id(task_store: TaskStore) -> None:
-    base = datetime(2026, 1, 2, 3, 4, 5, 250_000, tzinfo=UTC)
-    for task_id, offset_s in [("c", 0), ("a", 2), ("b", 0), ("d", -1)]:
-        task_store.create(new(task_id, create_date_time=base + timedelta(seconds=offset_s)))
+    base = 1_767_323_045_250  # epoch ms
+    for task_id, offset_ms in [("c", 0), ("a", 2000), ("b", 0), ("d", -1)]:
+        task_store.create(new(task_id, create_date_time=base + offset_ms))
     assert [t.id for t in task_store.find(TaskQuery()).items] == ["d", "b", "c", "a"]
+    assert [t.id for t in task_store.find(TaskQuery(newest_first=True)).items] == ["a", "c", "b", "d"]
     page = task_store.find(TaskQuery(offset=3, limit=10))
     assert ([t.id for t in page.items], page.total) == (["a"], 4)
 
@@ -118,3 +119,51 @@ def test_only_active_tasks_with_an_executor_are_counted(task_store: TaskStore) -
     task_store.apply(plan(task_store.get("c"), Action.REQUEUE))
     assert task_store.count_active_by_executor() == {"n1": 1}
     assert task_store.find(TaskQuery(lifecycle_status=[S.CREATED, S.FINISHED])).total == 3
+
+
+def test_find_filters_by_source_and_by_waiting_for_a_node(task_store: TaskStore) -> None:
+    task_store.create(new("api-1"))
+    task_store.create(new("yaml-1", source="yaml:demo"))
+    paused = task_store.create(new("paused", source="yaml:demo"))
+    task_store.apply(plan(paused, Action.PAUSE))
+    placed = task_store.create(new("placed"))
+    task_store.apply(plan(plan_and_write(task_store, placed, Action.ASSIGN, executor="n1"), Action.PAUSE))
+    assert {t.id for t in task_store.find(TaskQuery(source="yaml:demo")).items} == {"yaml-1", "paused"}
+    assert {t.id for t in task_store.find(TaskQuery(unplaced=True)).items} == {"api-1", "yaml-1", "paused"}
+
+
+def plan_and_write(store: TaskStore, task: Task, action: Action, **changes: object) -> Task:
+    return store.apply(plan(task, action, **changes))
+
+
+def test_attempts_are_appended_and_only_the_newest_kept(task_store: TaskStore) -> None:
+    task = task_store.create(new("a"))
+    for i in range(MAX_ATTEMPTS_KEPT + 3):
+        task = plan_and_write(task_store, task, Action.ASSIGN, executor=f"n{i}")
+        ended = ended_attempt(task, AttemptOutcome.WORKER_LOST, f"lost {i}")
+        task = task_store.apply(plan(task, Action.REQUEUE, ended=ended, attempt=i + 1))
+    attempts = task_store.get("a").attempts
+    assert len(attempts) == MAX_ATTEMPTS_KEPT
+    assert attempts[-1].error == f"lost {MAX_ATTEMPTS_KEPT + 2}" and attempts[-1].node == f"n{MAX_ATTEMPTS_KEPT + 2}"
+    assert attempts[0].error == "lost 3" and attempts[-1].outcome is AttemptOutcome.WORKER_LOST
+
+
+def test_times_are_epoch_milliseconds(task_store: TaskStore) -> None:
+    task = task_store.create(new("a"))
+    assert isinstance(task.create_date_time, int) and task.create_date_time > 1_700_000_000_000
+    assert task_store.get("a").to_doc()["createDateTime"] == task.create_date_time
+
+
+def test_an_unreadable_record_is_served_as_a_failed_task_that_says_why(task_store: TaskStore) -> None:
+    from tests.contract.corrupt import corrupt
+
+    task_store.create(new("good"))
+    task_store.create(new("bad"))
+    if not corrupt(task_store, "bad", {"lifecycleStatus": "NoSuchState"}):
+        pytest.skip("this adapter offers no way to corrupt a record")
+    bad = task_store.get("bad")
+    assert bad.lifecycle_status is S.FAILED and "unreadable" in (bad.error or "")
+    assert {t.id for t in task_store.find(TaskQuery()).items} == {"good", "bad"}
+    assert task_store.find(TaskQuery(lifecycle_status=[S.CREATED])).total == 1
+    written = task_store.apply(plan(bad, Action.REPLACE, class_name="C", attachments={}))
+    assert written.lifecycle_status is S.CREATED and task_store.get("bad").lifecycle_status is S.CREATED

@@ -75,9 +75,11 @@ def test_loop_progress_is_visible_while_running(api: TestClient, journal: str) -
 def test_a_worker_that_raises_fails_with_its_error_and_traceback(api: TestClient, journal: str) -> None:
     tid = create_probe(api, journal, mode="raise", level=3)["id"]
     wait_until(lambda: status(api, tid) == "Failed", message="failed")
-    error = api.get(f"/api/tasks/{tid}").json()["error"]
-    assert error["message"] == "ValueError: probe failure at level 3"
-    assert "Traceback" in error["traceback"] and "probe_workers.py" in error["traceback"]
+    task = api.get(f"/api/tasks/{tid}").json()
+    assert task["error"] == "ValueError: probe failure at level 3"
+    assert "Traceback" in task["exception"] and "probe_workers.py" in task["exception"]
+    assert task["errorDetail"]["message"] == task["error"] and task["errorDetail"]["exitCode"] == 1
+    assert [a["outcome"] for a in task["attempts"]] == ["failed"]
     assert events(journal, "error")[0]["message"] == "probe failure at level 3"
     assert events(journal, "release")
 
@@ -85,7 +87,7 @@ def test_a_worker_that_raises_fails_with_its_error_and_traceback(api: TestClient
 def test_demo_always_fail_worker_fails_with_empty_attachments(api: TestClient) -> None:
     tid = api.post("/api/tasks", json={"className": "AlwaysFailWorker", "attachments": {}}).json()["id"]
     wait_until(lambda: status(api, tid) == "Failed", message="failed")
-    assert "RuntimeError" in api.get(f"/api/tasks/{tid}").json()["error"]["message"]
+    assert "RuntimeError" in api.get(f"/api/tasks/{tid}").json()["error"]
 
 
 def test_demo_countdown_worker_finishes_by_itself(api: TestClient) -> None:
@@ -93,14 +95,18 @@ def test_demo_countdown_worker_finishes_by_itself(api: TestClient) -> None:
     wait_until(lambda: status(api, r.json()["id"]) == "Finished", message="finished")
 
 
-def test_a_worker_killed_with_sigkill_fails_with_its_exit_code(api: TestClient, journal: str) -> None:
+def test_a_worker_killed_with_sigkill_is_retried_and_the_kill_kept_in_its_attempts(api: TestClient, journal: str) -> None:
     tid = create_probe(api, journal)["id"]
     pid = wait_until(lambda: events(journal, "main"), message="main")[0]["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: status(api, tid) == "Failed", message="failed")
-    error = api.get(f"/api/tasks/{tid}").json()["error"]
-    assert error["exitCode"] == -9
-    assert "SIGKILL" in error["message"]
+    second = wait_until(lambda: events(journal, "main")[1:], message="ran again")[0]
+    assert second["pid"] != pid
+    wait_until(lambda: status(api, tid) == "Running", message="running again")
+    task = api.get(f"/api/tasks/{tid}").json()
+    assert task["attempt"] == 1 and task["error"] is None, "the error shown is the current attempt's"
+    (lost,) = task["attempts"]
+    assert lost["outcome"] == "worker_lost" and "SIGKILL" in lost["error"]
+    api.post(f"/api/tasks/{tid}/cancel")
 
 
 def test_cancel_stops_a_worker_that_ignores_the_stop_flag(api: TestClient, journal: str) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from skalds.core.dispatch import Candidate, build_policy
+from skalds.core.records import NodeInfo
 from skalds.core.task import Task
 from skalds.errors import ConfigError
-from skalds.ports.live_state import NodeInfo
 
 
 def node(

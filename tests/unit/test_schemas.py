@@ -8,9 +8,9 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from skalds.controller.service import CreateTaskRequest
 from skalds.reload.pool import WorkerPoolFile
 from skalds.reload.schemas import SCHEMA_DIR, render, schemas
+from skalds.service.requests import CreateTaskRequest
 
 
 @pytest.mark.parametrize("name", sorted(schemas()))

@@ -6,7 +6,8 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 
-from skalds.ports.live_state import Heartbeat, LiveState, NodeInfo
+from skalds.core.records import Heartbeat, NodeInfo
+from skalds.ports.live_state import LiveState
 
 
 class MemoryLiveState(LiveState):
@@ -17,13 +18,20 @@ class MemoryLiveState(LiveState):
         self._nodes: dict[str, tuple[float, NodeInfo]] = {}
         self._beats: dict[str, tuple[float, Heartbeat]] = {}
 
-    def put_node(self, node: NodeInfo, ttl_s: float) -> None:
+    def claim_node(self, node: NodeInfo, ttl_s: float, *, force: bool = False) -> NodeInfo | None:
+        now = time.monotonic()
         with self._lock:
-            self._nodes[node.id] = (time.monotonic() + ttl_s, node)
+            current = self._nodes.get(node.id)
+            if current is not None and current[0] > now and current[1].instance != node.instance and not force:
+                return current[1]
+            self._nodes[node.id] = (now + ttl_s, node)
+            return None
 
-    def remove_node(self, node_id: str) -> None:
+    def remove_node(self, node_id: str, instance: str) -> None:
         with self._lock:
-            self._nodes.pop(node_id, None)
+            current = self._nodes.get(node_id)
+            if current is not None and current[1].instance == instance:
+                del self._nodes[node_id]
 
     def nodes(self) -> list[NodeInfo]:
         now = time.monotonic()

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
+from skalds.core.records import Heartbeat, NodeInfo
 from skalds.errors import BackendUnavailable, ConfigError
-from skalds.ports.live_state import Heartbeat, LiveState, NodeInfo
+from skalds.ports.live_state import LiveState
 
 #: Retries of one call after a connection error or timeout, each on a fresh connection. This is
 #: what makes the first call after a server restart succeed: the pooled socket is dead, the
@@ -33,6 +34,39 @@ _BACKOFF_BASE_S = 0.05
 _BACKOFF_CAP_S = 0.5
 #: Idle seconds after which a pooled connection is PINGed before use (catches half-open sockets).
 _HEALTH_CHECK_INTERVAL_S = 30
+
+#: Bound on one lease or read call (no backoff, one reconnect): a hung server must not hold a
+#: node's lease renewal, the monitor or an API read for the full ``socket_timeout_s``.
+_FAST_TIMEOUT_S = 1.0
+
+# Claim (create or renew) a node's lease unless another live instance holds it, atomically.
+# KEYS[1] nodes hash; ARGV: node id, instance, record JSON, TTL ms, force ("1"/"0").
+# Returns the holder's record when refused, nil when the lease is ours.
+_CLAIM = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and ARGV[5] ~= '1' then
+  local ok, record = pcall(cjson.decode, current)
+  if ok and type(record) == 'table' and record['instance'] and record['instance'] ~= ''
+     and record['instance'] ~= ARGV[2] then
+    return current
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HPEXPIRE', KEYS[1], ARGV[4], 'FIELDS', 1, ARGV[1])
+return false
+"""
+
+# Drop a node's lease if the given instance holds it. KEYS[1] nodes hash; ARGV: id, instance.
+_RELEASE = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local ok, record = pcall(cjson.decode, current)
+  if ok and type(record) == 'table' and record['instance'] == ARGV[2] then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  end
+end
+return 0
+"""
 
 _NEEDS = "RedisLiveState needs Redis >= 7.4 or Valkey >= 9 (per-field hash TTL, HPEXPIRE)"
 
@@ -102,10 +136,25 @@ class RedisLiveState(LiveState):
             health_check_interval=_HEALTH_CHECK_INTERVAL_S,
             decode_responses=True,
         )
+        fast_timeout = min(_FAST_TIMEOUT_S, settings.socket_timeout_s)
+        self._fast = redis.Redis(
+            host=settings.host,
+            port=settings.port,
+            db=settings.db,
+            password=settings.password,
+            socket_timeout=fast_timeout,
+            socket_connect_timeout=fast_timeout,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            health_check_interval=_HEALTH_CHECK_INTERVAL_S,
+            decode_responses=True,
+        )
+        self._claim = self._fast.register_script(_CLAIM)
+        self._release = self._fast.register_script(_RELEASE)
         try:
             self._check_server()
         except (ConfigError, BackendUnavailable):
-            self._client.close()
+            self.close()
             raise
 
     @property
@@ -143,23 +192,32 @@ class RedisLiveState(LiveState):
         pipe.execute_command(*_hpexpire(key, _ttl_ms(ttl_s), list(values)))
         pipe.execute()
 
-    def put_node(self, node: NodeInfo, ttl_s: float) -> None:
-        """Create or renew a node's lease for ``ttl_s`` seconds (millisecond precision).
+    def claim_node(self, node: NodeInfo, ttl_s: float, *, force: bool = False) -> NodeInfo | None:
+        """Create or renew a node's lease (millisecond precision) unless another live
+        instance holds it; one atomic script, bounded by about two seconds.
 
         Raises:
             BackendUnavailable: the server cannot be reached; the lease may not be renewed.
         """
-        with self._translated(f"putting node {node.id!r}"):
-            self._put(self._nodes_key, {node.id: json.dumps(node.to_dict())}, ttl_s)
+        args: list[str | int] = [
+            node.id,
+            node.instance,
+            json.dumps(node.to_dict()),
+            _ttl_ms(ttl_s),
+            "1" if force else "0",
+        ]
+        with self._translated(f"claiming node {node.id!r}"):
+            holder = self._claim(keys=[self._nodes_key], args=args)
+        return NodeInfo.from_dict(json.loads(holder)) if holder else None
 
-    def remove_node(self, node_id: str) -> None:
-        """Drop a node's lease at once. Idempotent.
+    def remove_node(self, node_id: str, instance: str) -> None:
+        """Drop a node's lease at once if ``instance`` holds it. Idempotent.
 
         Raises:
             BackendUnavailable: the server cannot be reached.
         """
         with self._translated(f"removing node {node_id!r}"):
-            self._client.hdel(self._nodes_key, node_id)
+            self._release(keys=[self._nodes_key], args=[node_id, instance])
 
     def nodes(self) -> list[NodeInfo]:
         """Every node whose lease has not expired (the server hides expired fields).
@@ -168,7 +226,7 @@ class RedisLiveState(LiveState):
             BackendUnavailable: the server cannot be reached.
         """
         with self._translated("listing nodes"):
-            raw = self._client.hgetall(self._nodes_key)
+            raw = self._fast.hgetall(self._nodes_key)
         return [NodeInfo.from_dict(json.loads(value)) for value in raw.values()]
 
     def put_heartbeats(self, beats: Sequence[Heartbeat], ttl_s: float) -> None:
@@ -193,12 +251,12 @@ class RedisLiveState(LiveState):
         raw: dict[Any, Any]  # str keys and values (decode_responses), None for a missing field
         with self._translated("reading heartbeats"):
             if task_ids is None:
-                raw = self._client.hgetall(self._beats_key)
+                raw = self._fast.hgetall(self._beats_key)
             else:
                 ids = list(dict.fromkeys(task_ids))
                 if not ids:
                     return {}
-                raw = dict(zip(ids, self._client.hmget(self._beats_key, ids), strict=True))
+                raw = dict(zip(ids, self._fast.hmget(self._beats_key, ids), strict=True))
         beats = (Heartbeat.from_dict(json.loads(value)) for value in raw.values() if value is not None)
         return {beat.task_id: beat for beat in beats}
 
@@ -217,3 +275,4 @@ class RedisLiveState(LiveState):
     def close(self) -> None:
         """Close the pooled connections. Idempotent."""
         self._client.close()
+        self._fast.close()

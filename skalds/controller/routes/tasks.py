@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from skalds.controller.service import CreateTaskRequest, TaskService, UpdateAttachmentsRequest
 from skalds.core.task import TaskLifecycleStatus
 from skalds.ports.task_store import TaskQuery
+from skalds.service.requests import CreateTaskRequest, UpdateAttachmentsRequest
+from skalds.service.tasks import TaskService
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -27,13 +28,15 @@ def create_task(body: CreateTaskRequest, request: Request) -> dict[str, Any]:
 def list_tasks(
     request: Request,
     lifecycle_status: Annotated[list[TaskLifecycleStatus] | None, Query(alias="lifecycleStatus")] = None,
-    class_name: Annotated[str | None, Query(alias="className")] = None,
-    executor: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    class_name: Annotated[str | None, Query(alias="className", max_length=200)] = None,
+    executor: Annotated[str | None, Query(max_length=200)] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     """Tasks, oldest first, filtered and paged; ``total`` counts every match."""
-    query = TaskQuery(lifecycle_status, class_name, executor, offset, limit)
+    query = TaskQuery(
+        lifecycle_status=lifecycle_status, class_name=class_name, executor=executor, offset=offset, limit=limit
+    )
     page = _service(request).find(query)
     return {"items": [t.to_doc() for t in page.items], "total": page.total, "offset": offset, "limit": limit}
 

@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 import jsonschema
 
-from skalds.errors import UnknownWorkerClass, ValidationFailed
+from skalds.errors import BackendUnavailable, UnknownWorkerClass, ValidationFailed, field_path
 from skalds.ports.live_state import LiveState
-from skalds.worker.registry import WorkerCatalog
+from skalds.worker.registry import ACCEPTED_KEYS, WorkerCatalog
 
 
 class Catalog(Protocol):
@@ -42,8 +42,15 @@ class ClusterCatalog:
     def _remote_schemas(self) -> dict[str, dict[str, Any]]:
         now = time.monotonic()
         if now - self._fetched >= self.refresh_s:
+            try:
+                nodes = self.live.nodes()
+            except BackendUnavailable:
+                # Keep what the nodes advertised last: validation goes on while the live
+                # state is away (the next refresh tries again).
+                self._fetched = now
+                return self._remote
             remote: dict[str, dict[str, Any]] = {}
-            for node in sorted(self.live.nodes(), key=lambda n: n.id):
+            for node in sorted(nodes, key=lambda n: n.id):
                 for name, schema in node.schemas.items():
                     remote.setdefault(name, schema)
             self._remote, self._fetched = remote, now
@@ -72,11 +79,21 @@ class ClusterCatalog:
                 field="className",
                 known=self.names(),
             )
-        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(attachments), key=lambda e: list(e.path))
+        errors = [
+            {"field": field_path(e.path) or _missing(e), "message": e.message}
+            for e in sorted(
+                jsonschema.Draft202012Validator(schema).iter_errors(attachments), key=lambda e: list(e.path)
+            )
+        ]
+        accepted = schema.get(ACCEPTED_KEYS)
+        if isinstance(accepted, list) and isinstance(attachments, dict):
+            errors += [
+                {"field": str(k), "message": f"unknown field (known: {', '.join(accepted) or 'none'})"}
+                for k in sorted(map(str, attachments))
+                if k not in accepted
+            ]
         if errors:
-            fields = [{"field": ".".join(str(p) for p in e.path) or _missing(e), "message": e.message} for e in errors]
-            summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
-            raise ValidationFailed(f"invalid attachments for {name}: {summary}", errors=fields)
+            raise ValidationFailed.of_fields(f"invalid attachments for {name}", errors)
         return dict(attachments)
 
     def aliased(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +104,10 @@ class ClusterCatalog:
         """``[{"className", "schema"}]`` for every class."""
         local = {entry["className"]: entry["schema"] for entry in self.local.schemas()}
         merged = {**self._remote_schemas(), **local}
-        return [{"className": n, "schema": merged[n]} for n in sorted(merged)]
+        return [
+            {"className": n, "schema": {k: v for k, v in merged[n].items() if k != ACCEPTED_KEYS}}
+            for n in sorted(merged)
+        ]
 
 
 def _missing(error: jsonschema.ValidationError) -> str:
