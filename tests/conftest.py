@@ -14,6 +14,7 @@ from skalds.system import SkaldsSystem
 from skalds.testing import compose_config
 
 PROBE = str(Path(__file__).with_name("probe_workers.py").resolve()) + ":ProbeWorker"
+FAULT = str(Path(__file__).parent.joinpath("faults", "workers.py").resolve()) + ":FaultWorker"
 
 #: Fast timings so failure paths run in a test's lifetime.
 FAST = [
@@ -38,6 +39,7 @@ def write_pool(path: Path, tasks: dict | None = None, **extra: object) -> Path:
             "CountdownWorker": "workers.demo:CountdownWorker",
             "AlwaysFailWorker": "workers.demo:AlwaysFailWorker",
             "ProbeWorker": PROBE,
+            "FaultWorker": FAULT,
         },
         "tasks": tasks or {},
         **extra,

@@ -90,3 +90,51 @@ class SkaldsProcess:
         """SIGKILL, as a crash would."""
         self.proc.kill()
         self.proc.wait()
+
+
+#: Short group session (tansu joins take half of it) and fetch wait (tansu waits it out).
+KAFKA_FAST = ["backend.kafka.session_timeout_ms=2000", "backend.kafka.fetch_wait_max_ms=10"]
+
+
+class Cluster:
+    """Controller, nodes and edges as ``python -m skalds`` processes on the test servers."""
+
+    def __init__(self, tmp: Path, env: dict[str, str], *overrides: str) -> None:
+        self.tmp, self.env, self.overrides = tmp, env, overrides
+        self.procs: list[SkaldsProcess] = []
+        self.pool = write_pool(tmp / "pool.yaml")
+
+    def start(self, mode: str, node_id: str, *overrides: str, pool: Path | None = None) -> SkaldsProcess:
+        """Start one process of ``mode`` (controller, node, edge) under ``node_id``."""
+        p = SkaldsProcess(
+            self.tmp,
+            f"+mode={mode}",
+            *KAFKA_FAST,
+            "node.lease_ttl_s=2",
+            "monitor.check_interval_s=0.2",
+            *self.overrides,
+            *overrides,
+            pool=pool or self.pool,
+            env=self.env,
+            name=node_id,
+            http=mode == "controller",
+            node_id=node_id,
+        )
+        self.procs.append(p)
+        return p
+
+    def controller_and_node(self) -> SkaldsProcess:
+        """A controller and one node ("node-a"); returns the controller once the node holds
+        a lease."""
+        controller = self.start("controller", "controller")
+        self.start("node", "node-a")
+        wait_until(lambda: controller.http.get("/api/skalds").json(), timeout_s=30, message="node up")
+        return controller
+
+    def close(self) -> None:
+        """Kill what still runs, and print each process's last log lines (pytest shows them
+        when the test failed)."""
+        for p in self.procs:
+            if p.proc.poll() is None:
+                p.kill()
+            print(f"----- {p.name} ({p.log}) -----\n" + "\n".join(p.log.read_text().splitlines()[-40:]))

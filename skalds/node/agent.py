@@ -302,6 +302,7 @@ class NodeAgent:
             paused=task.lifecycle_status is S.PAUSED,
             heartbeat_interval_s=self.settings.supervision.heartbeat_interval_s,
             log_level=self.settings.supervision.log_level,
+            attempt=task.attempt,
             lease=lease if self_fencing else None,
         )
         try:

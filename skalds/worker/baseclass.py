@@ -103,7 +103,12 @@ class BaseTaskWorker(Generic[T]):
         cls._hooks = hooks
 
     def __init__(self) -> None:
+        #: Set by the node that runs the task: its id, the epoch of this run (it grows each
+        #: time the task is placed), the node's id and how many retries the task consumed.
         self.task_id: str | None = None
+        self.epoch: int = 0
+        self.node_id: str | None = None
+        self.attempt: int = 0
         self.data: T | None = None
         self._control = WorkerControl()
 

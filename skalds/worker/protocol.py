@@ -93,6 +93,7 @@ class WorkerSpec:
     paused: bool
     heartbeat_interval_s: float
     log_level: str
+    attempt: int = 0
     lease: LeaseValid | None = None
 
 

@@ -182,7 +182,12 @@ def run_worker(conn: Connection, spec: WorkerSpec) -> int:
     try:
         cls = load_class(spec.class_path)
         worker = cls()
-        worker.task_id = spec.task_id
+        worker.task_id, worker.epoch, worker.node_id, worker.attempt = (
+            spec.task_id,
+            spec.epoch,
+            spec.node_id,
+            spec.attempt,
+        )
         if spec.paused:
             worker._control.running_event.clear()
         worker.initialize(cls.data_model().model_validate(spec.attachments))

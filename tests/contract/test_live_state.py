@@ -64,7 +64,9 @@ def test_heartbeats_are_batched_read_by_task_and_expire_each_on_its_own(live_sta
 
 def test_heartbeats_of_every_task_are_read_when_no_ids_are_given(live_state: LiveState, unique: str) -> None:
     a, b = f"{unique}-a", f"{unique}-b"
-    live_state.put_heartbeats([Heartbeat(a, "n", 1, int(time.time() * 1000)), Heartbeat(b, "n", 1, int(time.time() * 1000), 1.0)], ttl_s=30)
+    live_state.put_heartbeats(
+        [Heartbeat(a, "n", 1, int(time.time() * 1000)), Heartbeat(b, "n", 1, int(time.time() * 1000), 1.0)], ttl_s=30
+    )
     assert set(live_state.heartbeats()) >= {a, b}
     assert live_state.heartbeats([]) == {}
     live_state.put_heartbeats([], ttl_s=30)  # nothing to write is no error

@@ -41,7 +41,13 @@ def test_a_task_is_stored_as_its_camel_case_document_keyed_by_id(
     assert doc["id"] == "a" and doc["className"] == "C" and doc["attachments"] == {"rtspUrl": "x"}
     assert (doc["lifecycleStatus"], doc["executor"], doc["epoch"]) == ("Assigning", "n1", 1)
     assert isinstance(doc["createDateTime"], int)
-    assert {("lifecycleStatus", "executor"), ("executor",), ("className",), ("source",), ("createDateTime", "id")} <= indexes
+    assert {
+        ("lifecycleStatus", "executor"),
+        ("executor",),
+        ("className",),
+        ("source",),
+        ("createDateTime", "id"),
+    } <= indexes
 
 
 def test_a_transition_may_expect_and_set_times_and_enums(store: MongoTaskStore) -> None:

@@ -12,58 +12,16 @@ import pytest
 from skalds.testing import wait_until
 from tests.conftest import PROBE, write_pool
 from tests.probe_workers import read
-from tests.procs import SkaldsProcess
+from tests.procs import Cluster
 from tests.servers import cluster_env
 
 pytestmark = pytest.mark.integration
-
-#: Short group session (tansu joins take half of it) and fetch wait (tansu waits it out).
-KAFKA_FAST = ["backend.kafka.session_timeout_ms=2000", "backend.kafka.fetch_wait_max_ms=10"]
 
 
 @pytest.fixture
 def servers_env() -> dict[str, str]:
     """Environment pointing every process at the test servers, under names of its own."""
     return cluster_env()
-
-
-class Cluster:
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
-        self.tmp, self.env = tmp, env
-        self.procs: list[SkaldsProcess] = []
-        self.pool = write_pool(tmp / "pool.yaml")
-
-    def start(self, mode: str, node_id: str, *overrides: str, pool: Path | None = None) -> SkaldsProcess:
-        p = SkaldsProcess(
-            self.tmp,
-            f"+mode={mode}",
-            *KAFKA_FAST,
-            "node.lease_ttl_s=2",
-            "monitor.check_interval_s=0.2",
-            *overrides,
-            pool=pool or self.pool,
-            env=self.env,
-            name=node_id,
-            http=mode == "controller",
-            node_id=node_id,
-        )
-        self.procs.append(p)
-        return p
-
-    def controller_and_node(self) -> SkaldsProcess:
-        """A controller and one node ("node-a"); returns the controller once the node holds
-        a lease."""
-        controller = self.start("controller", "controller")
-        self.start("node", "node-a")
-        wait_until(lambda: controller.http.get("/api/skalds").json(), timeout_s=30, message="node up")
-        return controller
-
-    def close(self) -> None:
-        for p in self.procs:
-            if p.proc.poll() is None:
-                p.kill()
-            # pytest shows this only when the test failed: each process's last words
-            print(f"----- {p.name} ({p.log}) -----\n" + "\n".join(p.log.read_text().splitlines()[-40:]))
 
 
 @pytest.fixture

@@ -95,7 +95,9 @@ def test_demo_countdown_worker_finishes_by_itself(api: TestClient) -> None:
     wait_until(lambda: status(api, r.json()["id"]) == "Finished", message="finished")
 
 
-def test_a_worker_killed_with_sigkill_is_retried_and_the_kill_kept_in_its_attempts(api: TestClient, journal: str) -> None:
+def test_a_worker_killed_with_sigkill_is_retried_and_the_kill_kept_in_its_attempts(
+    api: TestClient, journal: str
+) -> None:
     tid = create_probe(api, journal)["id"]
     pid = wait_until(lambda: events(journal, "main"), message="main")[0]["pid"]
     os.kill(pid, signal.SIGKILL)

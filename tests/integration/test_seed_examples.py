@@ -87,8 +87,7 @@ def test_seed_node_app_on_embedded_backends_runs_a_worker_registered_from_its_sc
 
 
 def test_seed_node_and_edge_apps_join_a_distributed_cluster(tmp_path: Path) -> None:
-    from tests.integration.test_distributed import KAFKA_FAST
-    from tests.procs import SkaldsProcess
+    from tests.procs import KAFKA_FAST, SkaldsProcess
 
     env = cluster_env()
     tasks = tmp_path / "all_workers.yml"
