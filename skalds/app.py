@@ -70,7 +70,9 @@ class Skalds:
         if os.environ.get(IN_LAUNCHER_ENV):
             return
         configure_logging(self.config.log_level)
-        self.system = self.build().start(serve_http=True)
+        self.system = self.build()
+        self.system.catch_signals()
+        self.system.start(serve_http=True)
         try:
             self.system.serve()
         finally:

@@ -37,7 +37,9 @@ def _run(cfg: DictConfig) -> None:
         return
     try:
         settings = load_settings(cfg)
-        system = SkaldsSystem(settings).start(serve_http=True)
+        system = SkaldsSystem(settings)
+        system.catch_signals()
+        system.start(serve_http=True)
     except SkaldsError as exc:
         logger.error("%s", exc)
         sys.exit(2)

@@ -153,12 +153,19 @@ class SkaldsSystem:
         if self._server is not None:
             self._server.should_exit = True
 
-    def serve(self) -> None:
-        """Block until SIGINT/SIGTERM: serve HTTP if this mode has a controller."""
-        # Our handlers only note the signal. uvicorn puts them back when it stops and then
-        # re-raises the signal it caught, which must not kill us before stop() has run.
+    def catch_signals(self) -> None:
+        """From now on SIGINT/SIGTERM only ask this process to stop (cleanly, in order), also
+        while it is still starting. Call from the main thread before :meth:`start`."""
+        # uvicorn puts these back when it stops and then re-raises the signal it caught,
+        # which must not kill us before stop() has run.
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self._stopped.set())
+
+    def serve(self) -> None:
+        """Block until SIGINT/SIGTERM: serve HTTP if this mode has a controller."""
+        self.catch_signals()
+        if self._stopped.is_set():
+            return  # asked to stop while starting
         if self.app is not None:
             import uvicorn
 

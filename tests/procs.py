@@ -59,6 +59,7 @@ class SkaldsProcess:
 
     def start(self) -> None:
         """(Re)start the process and wait until it is up."""
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(self.args, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT, env=self.env)
         wait_until(self._up, timeout_s=60, interval_s=0.1, message=f"{self.name} up (log: {self.log})")
@@ -66,7 +67,9 @@ class SkaldsProcess:
     def _up(self) -> bool:
         assert self.proc.poll() is None, f"{self.name} exited:\n{self.log.read_text()}"
         if not self.has_http:
-            return " up on " in self.log.read_text()
+            with open(self.log) as log:  # only what this run wrote
+                log.seek(self._log_offset)
+                return " up on " in log.read()
         try:
             return self.http.get("/api/system/health").status_code == 200
         except httpx.TransportError:

@@ -122,6 +122,7 @@ class NodeAgent:
         try:
             self.lease.acquire()
         except BaseException:
+            self._stopping.set()  # stop() must not touch what another process owns
             self.supervisor.shutdown()
             raise
         self.lease.start()

@@ -51,6 +51,7 @@ class Journal:
         self._poll = select.poll()
         self._fds: dict[int, Copy] = {}
         self._lock = threading.Lock()
+        self._reading = threading.Lock()  # one reader of the file at a time
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fault-journal", daemon=True)
         self._thread.start()
@@ -68,16 +69,17 @@ class Journal:
                 os.close(fd)
 
     def _read(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                data = f.read()
-        except FileNotFoundError:
-            return
-        end = data.rfind(b"\n") + 1
-        self._offset += end
-        for line in data[:end].splitlines():
-            self._record(json.loads(line))
+        with self._reading:
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(self._offset)
+                    data = f.read()
+            except FileNotFoundError:
+                return
+            end = data.rfind(b"\n") + 1
+            self._offset += end
+            for line in data[:end].splitlines():
+                self._record(json.loads(line))
 
     def _record(self, r: dict) -> None:
         with self._lock:
@@ -246,10 +248,17 @@ def judge(
     after = [end - max(start, fault[1]) for _, start, end in runs if end > fault[1]]
     during = [min(end, fault[1]) - start for _, start, end in runs if start < fault[1]]
     notes = [f"false: {task} {start - fault[0]:+.2f}..{end - fault[0]:+.2f}s" for task, start, end in runs]
+    overlap = overlap_s(copies, until)
+    if overlap:
+        notes += [
+            f"copy: {c.task} epoch={c.epoch} node={c.node} pid={c.pid} {c.start - fault[0]:+.3f}.."
+            f"{'alive' if c.end is None else f'{c.end - fault[0]:+.3f}'}"
+            for c in sorted(copies, key=lambda c: (c.task, c.start))
+        ]
     return Report(
         notes=notes,
         name=name,
-        overlap_s=overlap_s(copies, until),
+        overlap_s=overlap,
         max_false_s=max(after, default=0.0),
         max_false_during_s=max(during, default=0.0),
         lost=sorted(t for t in task_ids if t not in final),

@@ -34,6 +34,8 @@ class FaultModel(BaseModel):
     finish_after_s: float = 0.0
     #: Padding, to make the attachments large.
     padding: str = ""
+    #: Any number (tests of what a store can hold).
+    count: int = 0
 
 
 def record(path: str, event: str, **fields: object) -> None:

@@ -46,6 +46,10 @@ class MongoServer:
         """Stop the server. Idempotent."""
         self.process.stop()
 
+    def start(self) -> None:
+        """(Re)start the server on the same port and storage (its data is kept)."""
+        self.process.start(timeout_s=60)
+
 
 def start_mongo() -> MongoServer:
     """Start a new SecantusDB on a free loopback port with a fresh data directory; the caller

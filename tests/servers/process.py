@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -95,6 +95,17 @@ class ServerProcess:
             time.sleep(0.05)
         self.stop()
         raise ServerStartError(f"{self.name} did not answer within {timeout_s}s\n{self.log_tail()}")
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """SIGSTOP the server's process group for the block, then SIGCONT it."""
+        if self.process is None:
+            raise ServerStartError(f"{self.name} is not running")
+        os.killpg(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(self.process.pid, signal.SIGCONT)
 
     def stop(self, grace_s: float = 5.0) -> None:
         """Stop the server's whole process group: SIGTERM, then SIGKILL after ``grace_s``.

@@ -69,6 +69,20 @@ def broker_down() -> Iterator[None]:
             _start(_port)
 
 
+@contextlib.contextmanager
+def frozen() -> Iterator[None]:
+    """SIGSTOP the broker for the duration of the block (it keeps its data), then SIGCONT."""
+    bootstrap_servers()
+    with _lock:
+        assert _proc is not None
+        pid = _proc.pid
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+
+
 def _start(port: int) -> None:
     global _port, _proc, _failure
     if _failure is not None:

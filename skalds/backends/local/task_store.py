@@ -73,6 +73,9 @@ class SqliteTaskStore(TaskStore):
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems))
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._db.close()

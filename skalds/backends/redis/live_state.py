@@ -35,8 +35,8 @@ _BACKOFF_CAP_S = 0.5
 #: Idle seconds after which a pooled connection is PINGed before use (catches half-open sockets).
 _HEALTH_CHECK_INTERVAL_S = 30
 
-#: Bound on one lease or read call (no backoff, one reconnect): a hung server must not hold a
-#: node's lease renewal, the monitor or an API read for the full ``socket_timeout_s``.
+#: Bound on one lease or read call: a hung server must not hold a node's lease renewal, the
+#: monitor or an API read for the full ``socket_timeout_s`` (and its retries).
 _FAST_TIMEOUT_S = 1.0
 
 # Claim (create or renew) a node's lease unless another live instance holds it, atomically.
@@ -144,9 +144,10 @@ class RedisLiveState(LiveState):
             password=settings.password,
             socket_timeout=fast_timeout,
             socket_connect_timeout=fast_timeout,
-            retry=Retry(NoBackoff(), 1),
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-            health_check_interval=_HEALTH_CHECK_INTERVAL_S,
+            # One retry, only for a dead pooled connection (a server restarted): a timeout
+            # means the server hangs, and waiting on it twice helps nobody.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            retry_on_error=[redis.ConnectionError],
             decode_responses=True,
         )
         self._claim = self._fast.register_script(_CLAIM)
