@@ -1,12 +1,14 @@
 """Typed settings read from the composed Hydra config, with errors that name the key.
 
-Hydra composes ``conf/``; this module checks the values Skalds relies on and turns them into
-the small settings dataclasses the components take, so a wrong value fails at start with
-"node.capacity: must be >= 1 (got 0)" rather than deep inside a thread.
+Hydra composes ``conf/`` against the schema of :mod:`skalds.config.schema` (which checks types);
+this module checks every range the schema declares and the relations between keys, and turns
+the tree into the small settings dataclasses the components take, so a wrong value fails at
+start with "node.capacity: must be >= 1 (got 0)" rather than deep inside a thread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from skalds.config.paths import config_dir
+from skalds.config.schema import DEFAULT_CAPACITY, ControllerConf, MonitorConf, NodeConf, ReloadConf
 from skalds.controller.monitor import MonitorSettings
 from skalds.core.lifecycle import RetryPolicy
 from skalds.errors import ConfigError
@@ -46,41 +49,39 @@ class Settings:
     pool_file: Path | None = None
     tasks_file: Path | None = None
     reload_watch: bool = True
-    reload_debounce_s: float = 0.05
-    max_request_bytes: int = 1024 * 1024
-    max_event_bytes: int = 256 * 1024
+    reload_debounce_s: float = ReloadConf.debounce_s
+    max_request_bytes: int = ControllerConf.max_request_bytes
+    max_event_bytes: int = ControllerConf.max_event_bytes
 
 
-def _get(
-    cfg: DictConfig,
-    key: str,
-    kind: type,
-    where: str = MAIN,
-    *,
-    minimum: float | None = None,
-    maximum: float | None = None,
-) -> Any:
-    return _checked(
-        key, OmegaConf.select(cfg, key, throw_on_missing=False), kind, where, minimum=minimum, maximum=maximum
-    )
+def _section(cfg: DictConfig, name: str, schema: type) -> Any:
+    """The ``name`` section as its schema dataclass, every declared range checked."""
+    values = OmegaConf.to_container(cfg.get(name) or {}, resolve=True)
+    known = {f.name for f in dataclasses.fields(schema)}
+    section = schema(**{k: v for k, v in (values or {}).items() if k in known})  # type: ignore[union-attr]
+    for f in dataclasses.fields(schema):
+        value = getattr(section, f.name)
+        low, high = f.metadata.get("min"), f.metadata.get("max")
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if low is not None and value < low:
+            raise ConfigError(
+                f"{name}.{f.name}: must be >= {low:g} (got {value}) ({MAIN} or the command line)",
+                key=f"{name}.{f.name}",
+            )
+        if high is not None and value > high:
+            raise ConfigError(
+                f"{name}.{f.name}: must be <= {high:g} (got {value}) ({MAIN} or the command line)",
+                key=f"{name}.{f.name}",
+            )
+    return section
 
 
-def _checked(
-    key: str, value: Any, kind: type, where: str, *, minimum: float | None = None, maximum: float | None = None
-) -> Any:
-    if value is None:
-        raise ConfigError(f"{key}: missing (set it in {where} or on the command line: {key}=...)", key=key)
-    try:
-        value = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{key}: expected {kind.__name__}, got {value!r} (from {where} or the command line)", key=key
-        ) from None
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{key}: must be >= {minimum} (got {value}) (from {where} or the command line)", key=key)
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{key}: must be <= {maximum} (got {value}) (from {where} or the command line)", key=key)
-    return value
+def _below(key: str, value: float, limit_key: str, limit: float, *, share: float = 1.0) -> None:
+    """``value`` must stay under ``share`` of another key's value (``limit``)."""
+    if value > limit * share or (share == 1.0 and value == limit):
+        what = limit_key if share == 1.0 else f"{share:g} x {limit_key}"
+        raise ConfigError(f"{key}: must be below {what} (got {value:g}, {limit_key} is {limit:g})", key=key)
 
 
 def load_settings(cfg: DictConfig) -> Settings:
@@ -89,86 +90,95 @@ def load_settings(cfg: DictConfig) -> Settings:
     Raises:
         ConfigError: a key is missing or wrong; the message names it and its file.
     """
-    mode = _get(cfg, "mode", str)
+    mode = str(cfg.get("mode") or "standalone")
     if mode not in MODES:
         raise ConfigError(f"mode: unknown mode {mode!r}; known: {', '.join(MODES)} (conf/mode/*.yaml)", key="mode")
-    pool, pool_file = _pool(cfg)
+    controller: ControllerConf = _section(cfg, "controller", ControllerConf)
+    node_conf: NodeConf = _section(cfg, "node", NodeConf)
+    monitor_conf: MonitorConf = _section(cfg, "monitor", MonitorConf)
+    reload_conf: ReloadConf = _section(cfg, "reload", ReloadConf)
+    ttl = node_conf.lease_ttl_s
+    _below("node.lease_renew_interval_s", node_conf.lease_renew_interval_s, "node.lease_ttl_s", ttl, share=0.5)
+    _below("node.fence_margin_s", node_conf.fence_margin_s, "node.lease_ttl_s", ttl, share=0.5)
+    _below(
+        "node.heartbeat_interval_s",
+        node_conf.heartbeat_interval_s,
+        "node.heartbeat_timeout_s",
+        node_conf.heartbeat_timeout_s,
+    )
+    pool, pool_file = _pool(cfg, reload_conf)
     classes = pool.get("classes")
     if not isinstance(classes, dict) or not classes:
         raise ConfigError(
             f"workers.classes: missing or empty; map className -> import path (in {pool_file})", key="workers.classes"
         )
-    supervision = SupervisorSettings(
-        heartbeat_interval_s=_get(cfg, "node.heartbeat_interval_s", float, minimum=0.01),
-        heartbeat_timeout_s=_get(cfg, "node.heartbeat_timeout_s", float, minimum=0.1),
-        cancel_grace_s=_get(cfg, "node.cancel_grace_s", float, minimum=0),
-        terminate_grace_s=_get(cfg, "node.terminate_grace_s", float, minimum=0),
-        log_level=str(cfg.get("log_level", "INFO")).upper(),
-    )
-    capacity = OmegaConf.select(cfg, "node.capacity", default=None)
-    capacity_from = MAIN
-    if capacity is None:  # null: the pool decides
-        capacity, capacity_from = pool.get("capacity") or 16, f"{pool_file} (capacity)"
-    node_labels = OmegaConf.to_container(cfg.node.labels) if cfg.node.get("labels") else {}
-    labels = {**(pool.get("labels") or {}), **(node_labels or {})}  # type: ignore[dict-item]
-    ttl = _get(cfg, "node.lease_ttl_s", float, minimum=0.1)
-    lease = LeaseSettings(
-        ttl_s=ttl,
-        renew_interval_s=_get(cfg, "node.lease_renew_interval_s", float, minimum=0.01, maximum=ttl / 2),
-        fence_margin_s=_get(cfg, "node.fence_margin_s", float, minimum=0.05, maximum=ttl / 2),
-    )
-    retry = RetryPolicy(
-        max_retries=_get(cfg, "node.max_retries", int, minimum=0),
-        backoff_base_s=_get(cfg, "node.retry_backoff_s", float, minimum=0),
-        backoff_cap_s=_get(cfg, "node.retry_backoff_max_s", float, minimum=0),
-    )
-    backend = OmegaConf.to_container(cfg.backend, resolve=True) if "backend" in cfg else None
+    backend = OmegaConf.to_container(cfg.backend, resolve=True) if cfg.get("backend") else None
     if not isinstance(backend, dict) or "kind" not in backend:
         raise ConfigError("backend.kind: missing (pick one: backend=local or backend=distributed)", key="backend.kind")
+    log_level = str(cfg.get("log_level") or "INFO").upper()
+    capacity = node_conf.capacity or pool.get("capacity") or DEFAULT_CAPACITY
+    if not isinstance(capacity, int) or capacity < 1:
+        raise ConfigError(
+            f"capacity: must be an integer >= 1 (got {capacity!r}) (in {pool_file})", key="workers.capacity"
+        )
+    labels = {**(pool.get("labels") or {}), **(node_conf.labels or {})}
+    retry = RetryPolicy(node_conf.max_retries, node_conf.retry_backoff_s, node_conf.retry_backoff_max_s)
     node = NodeSettings(
-        id=str(OmegaConf.select(cfg, "node.id", default=None) or socket.gethostname()),
+        id=str(node_conf.id or socket.gethostname()),
         mode="edge" if mode == "edge" else "node",
-        capacity=_checked("node.capacity", capacity, int, capacity_from, minimum=1),
+        capacity=capacity,
         labels={str(k): str(v) for k, v in labels.items()},
-        lease=lease,
+        lease=LeaseSettings(node_conf.lease_ttl_s, node_conf.lease_renew_interval_s, node_conf.fence_margin_s),
         self_fence=backend["kind"] == "distributed",
         retry=retry,
-        fence_check_interval_s=_get(cfg, "node.fence_check_interval_s", float, minimum=0.1),
-        supervision=supervision,
+        fence_check_interval_s=node_conf.fence_check_interval_s,
+        supervision=SupervisorSettings(
+            heartbeat_interval_s=node_conf.heartbeat_interval_s,
+            heartbeat_timeout_s=node_conf.heartbeat_timeout_s,
+            cancel_grace_s=node_conf.cancel_grace_s,
+            terminate_grace_s=node_conf.terminate_grace_s,
+            log_level=log_level,
+        ),
     )
     monitor = MonitorSettings(
-        check_interval_s=_get(cfg, "monitor.check_interval_s", float, minimum=0.01),
-        lease_ttl_s=ttl,
+        check_interval_s=monitor_conf.check_interval_s,
+        lease_ttl_s=node_conf.lease_ttl_s,
+        sweep_interval_s=monitor_conf.sweep_interval_s,
         retry=retry,
     )
+    dispatch = cfg.get("dispatch") or {}
+    policy = dispatch.get("policy") if isinstance(dispatch, dict | DictConfig) else None
+    if not policy:
+        raise ConfigError(
+            "dispatch.policy: missing (pick one: dispatch=least_loaded, ...; conf/dispatch/)", key="dispatch.policy"
+        )
     tasks_file = pool.get("tasks_file")
     return Settings(
         mode=mode,
-        data_dir=Path(_get(cfg, "data_dir", str)),
-        log_level=supervision.log_level,
-        host=_get(cfg, "controller.host", str),
-        port=_get(cfg, "controller.port", int, minimum=0, maximum=65535),
+        data_dir=Path(str(cfg.get("data_dir") or "./.skalds")),
+        log_level=log_level,
+        host=controller.host,
+        port=controller.port,
         node=node,
         monitor=monitor,
-        dispatch_policy=_get(cfg, "dispatch.policy", str, "conf/dispatch/*.yaml"),
+        dispatch_policy=str(policy),
         backend={str(k): v for k, v in backend.items()},
         pool_name=str(pool.get("name", "?")),
         pool_classes={str(k): str(v) for k, v in classes.items()},
         pool_file=pool_file,
         tasks_file=Path(tasks_file) if tasks_file else None,
-        reload_watch=bool(OmegaConf.select(cfg, "reload.watch", default=True)),
-        reload_debounce_s=_get(cfg, "reload.debounce_s", float, minimum=0),
-        max_request_bytes=_get(cfg, "controller.max_request_bytes", int, minimum=1024),
-        max_event_bytes=_get(cfg, "controller.max_event_bytes", int, minimum=1024),
+        reload_watch=reload_conf.watch,
+        reload_debounce_s=reload_conf.debounce_s,
+        max_request_bytes=controller.max_request_bytes,
+        max_event_bytes=controller.max_event_bytes,
     )
 
 
-def _pool(cfg: DictConfig) -> tuple[dict[str, Any], Path | None]:
+def _pool(cfg: DictConfig, reload: ReloadConf) -> tuple[dict[str, Any], Path | None]:
     """The selected worker pool and its file: ``reload.pool_file`` when set (read from
     there), else the composed ``workers`` group (from ``conf/workers/<name>.yaml``)."""
-    explicit = OmegaConf.select(cfg, "reload.pool_file", default=None)
-    if explicit:
-        path = Path(explicit)
+    if reload.pool_file:
+        path = Path(reload.pool_file)
         try:
             data = yaml.safe_load(path.read_text()) or {}
             WorkerPoolFile.model_validate(data)
@@ -177,7 +187,7 @@ def _pool(cfg: DictConfig) -> tuple[dict[str, Any], Path | None]:
                 f"reload.pool_file: {path} is not a readable worker pool file: {exc}", key="reload.pool_file"
             ) from exc
         return data, path
-    if "workers" not in cfg:
+    if not cfg.get("workers"):
         raise ConfigError("workers: no worker pool selected (workers=<name>, a file in conf/workers/)", key="workers")
     pool = OmegaConf.to_container(cfg.workers, resolve=True)
     if not isinstance(pool, dict):

@@ -35,9 +35,9 @@ def write_pool(path: Path, tasks: dict | None = None, **extra: object) -> Path:
     pool = {
         "name": "testpool",
         "classes": {
-            "MyWorker": "workers.demo:MyWorker",
-            "CountdownWorker": "workers.demo:CountdownWorker",
-            "AlwaysFailWorker": "workers.demo:AlwaysFailWorker",
+            "MyWorker": "skalds.workers.demo:MyWorker",
+            "CountdownWorker": "skalds.workers.demo:CountdownWorker",
+            "AlwaysFailWorker": "skalds.workers.demo:AlwaysFailWorker",
             "ProbeWorker": PROBE,
             "FaultWorker": FAULT,
         },

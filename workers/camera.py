@@ -66,7 +66,7 @@ class OpenCvStream:
 
     def __init__(self, url: str) -> None:
         try:
-            import cv2  # type: ignore[import-not-found]
+            import cv2
         except ImportError as exc:
             raise RuntimeError(
                 f"{url}: reading RTSP needs OpenCV (pip install opencv-python-headless); "

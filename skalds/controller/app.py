@@ -8,14 +8,12 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
+from skalds.config.schema import DEFAULTS
 from skalds.controller import errors
 from skalds.controller.limits import BodyLimit
 from skalds.controller.routes import system, tasks
 from skalds.reload.declared_tasks import DeclaredTasks
 from skalds.service.tasks import TaskService
-
-#: Default request body limit (``controller.max_request_bytes``).
-MAX_REQUEST_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -33,7 +31,7 @@ def create_app(
     backend: str = "local",
     declared: DeclaredTasks | None = None,
     *,
-    max_request_bytes: int = MAX_REQUEST_BYTES,
+    max_request_bytes: int = DEFAULTS.controller.max_request_bytes,
 ) -> FastAPI:
     """Build the API around a task service (and the owner of declared tasks, if this
     process has one). Routes hold no try/except: errors map to HTTP in one place."""

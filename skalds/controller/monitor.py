@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from skalds.config.schema import DEFAULTS, default_retry_policy
 from skalds.controller.dispatcher import Dispatcher
 from skalds.core.events import ControlAction, ControlEvent, StatusEvent, TaskEvent, Topic
 from skalds.core.lifecycle import Action, RetryPolicy, ended_attempt, plan
@@ -36,10 +37,10 @@ logger = logging.getLogger(__name__)
 class MonitorSettings:
     """Timings and retry policy of the monitor (the ``monitor:`` config group)."""
 
-    check_interval_s: float = 0.25
-    lease_ttl_s: float = 2.5
-    sweep_interval_s: float = 1.0
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    check_interval_s: float = DEFAULTS.monitor.check_interval_s
+    lease_ttl_s: float = DEFAULTS.node.lease_ttl_s
+    sweep_interval_s: float = DEFAULTS.monitor.sweep_interval_s
+    retry: RetryPolicy = field(default_factory=default_retry_policy)
 
     @property
     def stall_limit_s(self) -> float:

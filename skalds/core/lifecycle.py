@@ -162,9 +162,9 @@ class RetryPolicy:
     The same policy covers every way a run is lost (process killed, crashed, silent, node
     lost); a clean stop or a hand-back consumes nothing."""
 
-    max_retries: int = 3
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
+    max_retries: int
+    backoff_base_s: float
+    backoff_cap_s: float
 
     def allows(self, task: Task) -> bool:
         """Whether ``task`` has a retry left."""

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from skalds.config.schema import DEFAULT_CAPACITY, DEFAULTS, default_retry_policy
 from skalds.core.events import NODE_TOPICS, ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent, seed_task_ids
 from skalds.core.lifecycle import Action, RetryPolicy
 from skalds.core.records import NodeInfo
@@ -57,12 +58,12 @@ class NodeSettings:
 
     id: str
     mode: str = "node"
-    capacity: int = 16
+    capacity: int = DEFAULT_CAPACITY
     labels: dict[str, str] = field(default_factory=dict)
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     self_fence: bool = False
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    fence_check_interval_s: float = 5.0
+    retry: RetryPolicy = field(default_factory=default_retry_policy)
+    fence_check_interval_s: float = DEFAULTS.node.fence_check_interval_s
     supervision: SupervisorSettings = field(default_factory=SupervisorSettings)
 
 

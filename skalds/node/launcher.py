@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from skalds.errors import SkaldsError
+from skalds.utils.proctitle import set_title
 from skalds.worker.protocol import Exited, Launch, Launched, Ready, WorkerSpec
 
 logger = logging.getLogger(__name__)
@@ -53,15 +54,6 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         except (OSError, AttributeError):
             pass
-
-
-def set_title(title: str) -> None:
-    """Name this process in ``ps``/``top`` (no-op without setproctitle)."""
-    try:
-        from setproctitle import setproctitle
-    except ImportError:
-        return
-    setproctitle(title)
 
 
 def exit_description(returncode: int | None) -> str:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from skalds.config.schema import DEFAULTS
 from skalds.core.records import NodeInfo
 from skalds.errors import BackendUnavailable, OwnershipConflict
 from skalds.ports.live_state import LiveState
@@ -46,9 +47,9 @@ class LeaseSettings:
             it last heard of expires, and is gone before it does.
     """
 
-    ttl_s: float = 2.5
-    renew_interval_s: float = 0.5
-    fence_margin_s: float = 1.0
+    ttl_s: float = DEFAULTS.node.lease_ttl_s
+    renew_interval_s: float = DEFAULTS.node.lease_renew_interval_s
+    fence_margin_s: float = DEFAULTS.node.fence_margin_s
 
     def worker_lease(self, renewed_at: float) -> LeaseValid:
         """The deadlines a self-fencing worker keeps after a renewal begun at ``renewed_at``

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Protocol
 
+from skalds.config.schema import DEFAULTS
 from skalds.core.events import ExitKind
 from skalds.core.task import TaskError
 from skalds.node.launcher import LauncherClient, exit_description
@@ -109,11 +110,11 @@ class SupervisorListener(Protocol):
 class SupervisorSettings:
     """Timings of worker supervision, in seconds."""
 
-    heartbeat_interval_s: float = 1.0
-    heartbeat_timeout_s: float = 10.0
-    cancel_grace_s: float = 3.0
-    terminate_grace_s: float = 2.0
-    log_level: str = "INFO"
+    heartbeat_interval_s: float = DEFAULTS.node.heartbeat_interval_s
+    heartbeat_timeout_s: float = DEFAULTS.node.heartbeat_timeout_s
+    cancel_grace_s: float = DEFAULTS.node.cancel_grace_s
+    terminate_grace_s: float = DEFAULTS.node.terminate_grace_s
+    log_level: str = DEFAULTS.log_level
 
 
 class Supervisor:

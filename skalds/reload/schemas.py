@@ -12,7 +12,7 @@ from typing import Any
 from skalds.reload.pool import TaskWorkersFile, WorkerPoolFile, schema_of
 from skalds.service.requests import CreateTaskRequest
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = Path(__file__).parent.parent / "schemas"  # skalds/schemas: the repository's schemas/
 
 
 def schemas() -> dict[str, dict[str, Any]]:

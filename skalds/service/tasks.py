@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from skalds.config.schema import DEFAULTS
 from skalds.core.events import ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent
 from skalds.core.lifecycle import Action, allowed, plan
 from skalds.core.storable import check_storable
@@ -40,7 +41,7 @@ class ServiceLimits:
             (progress shows as unavailable) instead of waiting on it for every request.
     """
 
-    max_event_bytes: int = 256 * 1024
+    max_event_bytes: int = DEFAULTS.controller.max_event_bytes
     live_state_retry_s: float = 2.0
 
 

@@ -116,13 +116,13 @@ def test_cfg_job_prints_the_composed_config(tmp_path: Path) -> None:
         timeout=60,
     )
     assert r.returncode == 0, r.stderr
-    assert "capacity: 5" in r.stdout and "MyWorker: workers.demo:MyWorker" in r.stdout
+    assert "capacity: 5" in r.stdout and "MyWorker: skalds.workers.demo:MyWorker" in r.stdout
 
 
 def test_the_seed_standalone_worker_run_still_works(tmp_path: Path) -> None:
     script = tmp_path / "my_worker.py"
     script.write_text(
-        "from workers.demo import CountdownWorker, CountdownModel\n"
+        "from skalds.workers.demo import CountdownWorker, CountdownModel\n"
         "if __name__ == '__main__':\n"
         "    w = CountdownWorker()\n"
         "    w.initialize(CountdownModel(steps=2, step_s=0.01))\n"

@@ -102,7 +102,7 @@ def test_the_retry_policy_backs_off_exponentially_up_to_its_cap() -> None:
 
 
 def test_a_lost_run_is_requeued_with_backoff_and_recorded_until_retries_run_out() -> None:
-    policy = RetryPolicy(max_retries=1, backoff_base_s=2)
+    policy = RetryPolicy(max_retries=1, backoff_base_s=2, backoff_cap_s=30)
     error = TaskError(message="worker process killed by SIGKILL", exit_code=-9)
     requeue = policy.lost(task(S.RUNNING), AttemptOutcome.WORKER_LOST, error)
     assert requeue.changes["lifecycle_status"] is S.CREATED and requeue.changes["attempt"] == 1

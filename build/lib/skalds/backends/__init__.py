@@ -1,0 +1,1 @@
+"""Adapters behind the ports, and the one place that builds them from config."""

@@ -1,0 +1,229 @@
+"""SQLite task store: the embedded default, durable across restarts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from skalds.core.lifecycle import Transition, keep_newest
+from skalds.core.task import ACTIVE_STATES, Task, record_problem, unreadable_task
+from skalds.errors import BackendUnavailable, StaleWrite, TaskAlreadyExists, TaskNotFound
+from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
+
+logger = logging.getLogger(__name__)
+
+#: Bumped whenever the table changes; older files are migrated on open.
+SCHEMA_VERSION = 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id          TEXT PRIMARY KEY,
+    class_name  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    executor    TEXT,
+    source      TEXT,
+    created     INTEGER NOT NULL,  -- epoch milliseconds
+    doc         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, executor);
+CREATE INDEX IF NOT EXISTS tasks_executor ON tasks (executor);
+CREATE INDEX IF NOT EXISTS tasks_class ON tasks (class_name);
+CREATE INDEX IF NOT EXISTS tasks_source ON tasks (source);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created, id);
+CREATE TABLE IF NOT EXISTS node_marks (
+    id          TEXT PRIMARY KEY,
+    instance    TEXT NOT NULL,
+    seq         INTEGER NOT NULL
+);
+"""
+
+_UNPLACED = "(status = 'Created' OR (status = 'Paused' AND executor IS NULL))"
+
+
+def _matches(task: Task, expect: dict[str, Any]) -> bool:
+    return all(getattr(task, name) == value for name, value in expect.items())
+
+
+class SqliteTaskStore(TaskStore):
+    """Tasks in one SQLite file (WAL mode): the whole JSON document plus indexed columns
+    for the queries the controller makes. One connection, serialized by a lock; SQLite
+    itself is faster than the lock is contended at Skalds' write rates.
+
+    A row whose document cannot be read as a task is served as a ``Failed`` task that says
+    why (and logged once); a file that is not a SQLite database stops the open with one
+    message naming it.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._reported: set[str] = set()
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"cannot open task store {self.path}: {exc}", backend="sqlite") from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems))
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise BackendUnavailable(
+                f"task store {self.path} is not a readable SQLite database ({exc}); "
+                "restore it from a backup, or move it away to start with no tasks",
+                backend="sqlite",
+            ) from exc
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        exists = self._db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='tasks'").fetchone()
+        if exists and version < 2:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+            if "source" not in columns:
+                self._db.execute("ALTER TABLE tasks ADD COLUMN source TEXT")
+                self._db.execute("UPDATE tasks SET source = json_extract(doc, '$.source')")
+            # Version 1 kept UNIX seconds.
+            self._db.execute("UPDATE tasks SET created = CAST(created * 1000 AS INTEGER) WHERE created < 100000000000")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _translated(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"{operation} in task store {self.path} failed: {exc}", backend="sqlite") from exc
+
+    def _write(self, task: Task, *, insert: bool) -> None:
+        doc = task.to_doc()
+        row = (
+            task.class_name,
+            doc["lifecycleStatus"],
+            task.executor,
+            task.source,
+            task.create_date_time,
+            json.dumps(doc),
+            task.id,
+        )
+        if insert:
+            self._db.execute(
+                "INSERT INTO tasks (class_name, status, executor, source, created, doc, id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        else:
+            self._db.execute(
+                "UPDATE tasks SET class_name=?, status=?, executor=?, source=?, created=?, doc=? WHERE id=?", row
+            )
+
+    def _task(self, task_id: str, class_name: str | None, doc: str) -> Task:
+        try:
+            return Task.from_doc(json.loads(doc))
+        except ValueError as exc:  # bad JSON, or a document pydantic refuses
+            problem = record_problem(exc)
+            if task_id not in self._reported:
+                self._reported.add(task_id)
+                logger.error(
+                    "task %s: its record in %s cannot be read (%s); shown as Failed", task_id, self.path, problem
+                )
+            return unreadable_task(task_id, class_name, problem)
+
+    def _read(self, task_id: str) -> Task:
+        row = self._db.execute("SELECT class_name, doc FROM tasks WHERE id=?", (task_id,)).fetchone()
+        if row is None:
+            raise TaskNotFound(f"task {task_id!r} not found", task_id=task_id)
+        return self._task(task_id, row[0], row[1])
+
+    def create(self, task: Task) -> Task:
+        with self._lock, self._translated(f"creating task {task.id!r}"):
+            try:
+                self._write(task, insert=True)
+            except sqlite3.IntegrityError as exc:
+                raise TaskAlreadyExists(f"task {task.id!r} already exists", task_id=task.id) from exc
+        return task
+
+    def get(self, task_id: str) -> Task:
+        with self._lock, self._translated(f"reading task {task_id!r}"):
+            return self._read(task_id)
+
+    def find(self, query: TaskQuery) -> TaskPage:
+        where, args = [], []
+        if query.lifecycle_status:
+            statuses = [getattr(s, "value", s) for s in query.lifecycle_status]
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args += statuses
+        for column, value in (("class_name", query.class_name), ("executor", query.executor), ("source", query.source)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.unplaced:
+            where.append(_UNPLACED)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        order = "created DESC, id DESC" if query.newest_first else "created, id"
+        with self._lock, self._translated("finding tasks"):
+            total = self._db.execute(f"SELECT COUNT(*) FROM tasks{clause}", args).fetchone()[0]
+            rows = self._db.execute(
+                f"SELECT id, class_name, doc FROM tasks{clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*args, query.limit, query.offset],
+            ).fetchall()
+            return TaskPage([self._task(r[0], r[1], r[2]) for r in rows], total)
+
+    def apply(self, transition: Transition) -> Task:
+        with self._lock, self._translated(f"updating task {transition.task_id!r}"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                task = self._read(transition.task_id)
+                if not _matches(task, transition.expect):
+                    raise StaleWrite(
+                        f"task {task.id!r} changed meanwhile (now {task.lifecycle_status.value}, epoch {task.epoch})",
+                        task_id=task.id,
+                    )
+                update = dict(transition.changes)
+                for name, item in transition.push.items():
+                    update[name] = keep_newest([*getattr(task, name), item])
+                task = task.model_copy(update=update)
+                self._write(task, insert=False)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return task
+
+    def count_active_by_executor(self) -> dict[str, int]:
+        statuses = [s.value for s in sorted(ACTIVE_STATES)]
+        with self._lock, self._translated("counting active tasks"):
+            rows = self._db.execute(
+                f"SELECT executor, COUNT(*) FROM tasks WHERE status IN ({','.join('?' * len(statuses))}) "
+                "AND executor IS NOT NULL GROUP BY executor",
+                statuses,
+            ).fetchall()
+        return dict(rows)
+
+    def touch_node(self, node_id: str, instance: str) -> None:
+        with self._lock, self._translated(f"touching node {node_id!r}"):
+            self._db.execute(
+                "INSERT INTO node_marks (id, instance, seq) VALUES (?, ?, 1) "
+                "ON CONFLICT(id) DO UPDATE SET instance = excluded.instance, seq = seq + 1",
+                (node_id, instance),
+            )
+
+    def node_marks(self) -> dict[str, str]:
+        with self._lock, self._translated("reading node marks"):
+            rows = self._db.execute("SELECT id, instance, seq FROM node_marks").fetchall()
+        return {r[0]: f"{r[1]}:{r[2]}" for r in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

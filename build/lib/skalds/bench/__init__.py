@@ -1,0 +1,1 @@
+"""The benchmark mode: ``python -m skalds +mode=bench`` measures Skalds doing its real job."""

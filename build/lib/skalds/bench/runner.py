@@ -1,0 +1,365 @@
+"""One benchmark job: start Skalds, drive it through its REST API and its pool file, measure.
+
+Phases: tasks created one at a time (dispatch latency); N tasks created at once by a
+separate client process (latency under load, task starts per second); a steady state
+with N tasks running (CPU of the Skalds process and its launcher, USS per worker, heartbeat
+age); attachment updates over HTTP and by saving the pool YAML (until the update handler
+returned); cancels (until the process is gone). Worker-side times come through the status
+events nodes publish. Results go to ``results.json`` in the Hydra job directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from skalds.bench.harness import Progress, job_dir, machine_info, serve
+from skalds.bench.probe import StatusRecorder
+from skalds.bench.stats import summarize
+from skalds.config import settings_from
+from skalds.errors import ConfigError
+from skalds.settings import load_settings
+from skalds.system import SkaldsSystem
+
+logger = logging.getLogger(__name__)
+
+BENCH_CLASS = {"BenchWorker": "skalds.bench.worker:BenchWorker"}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """The ``bench:`` config group."""
+
+    tasks: int = 100
+    samples: int = 20
+    steady_s: float = 5.0
+    http_concurrency: int = 8
+    timeout_s: float = 120.0
+    memory_sample: int = 50
+    failover_tasks: int = 10
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> BenchSettings:
+        values = OmegaConf.to_container(cfg.get("bench") or {}, resolve=True)
+        assert isinstance(values, dict)
+        bench = settings_from(cls, {str(k): v for k, v in values.items()}, "bench", "conf/mode/bench.yaml")
+        if bench.tasks < 1 or bench.samples < 1:
+            raise ConfigError("bench.tasks and bench.samples: must be >= 1", key="bench.tasks")
+        return bench
+
+
+class Bench:
+    """One benchmark run on a started system."""
+
+    def __init__(self, system: SkaldsSystem, bench: BenchSettings, base_url: str, pool_file: Path) -> None:
+        self.system = system
+        self.bench = bench
+        self.http = httpx.Client(base_url=base_url, timeout=30)
+        self.pool_file = pool_file
+        self.recorder = StatusRecorder(system.backends.bus)
+        self.run_id = uuid.uuid4().hex[:6]
+        self.ids = [f"b{self.run_id}-{i:05d}" for i in range(bench.tasks)]
+        self.figures: dict[str, Any] = {}
+
+    # ---- phases ------------------------------------------------------------------
+    def dispatch(self) -> None:
+        """One task at a time: POST -> worker running, then cancel it (unloaded latency)."""
+        lat = []
+        progress = Progress("dispatch, one at a time", self.bench.samples)
+        for i in range(self.bench.samples):
+            task_id = f"s{self.run_id}-{i:04d}"
+            t0 = time.time()
+            body = {"id": task_id, "className": "BenchWorker", "attachments": {"value": 0}}
+            self.http.post("/api/tasks", json=body).raise_for_status()
+            self.recorder.wait_started([task_id], self.bench.timeout_s)
+            lat.append(self.recorder.started[task_id] - t0)
+            self.http.post(f"/api/tasks/{task_id}/cancel").raise_for_status()
+            self.recorder.wait_exited([task_id], self.bench.timeout_s)
+            progress.update(i + 1)
+        self.figures["dispatch_ms"] = summarize(lat, 1000)
+
+    def burst(self) -> None:
+        """Create all N tasks at once (from a separate client process); measure POST ->
+        worker running, and task starts per second."""
+        bodies = [{"id": t, "className": "BenchWorker", "attachments": {"value": 0}} for t in self.ids]
+        progress = Progress(f"{len(self.ids)} tasks at once", len(self.ids))
+        loadgen = subprocess.run(
+            [sys.executable, "-m", "skalds.bench.loadgen", str(self.http.base_url), str(self.bench.http_concurrency)],
+            input=json.dumps(bodies),
+            capture_output=True,
+            text=True,
+            timeout=self.bench.timeout_s,
+            check=False,
+        )
+        if loadgen.returncode != 0:
+            raise RuntimeError(f"benchmark load generator failed: {loadgen.stderr[-2000:]}")
+        posted: dict[str, float] = json.loads(loadgen.stdout)
+        started = self.recorder.started
+        self.recorder.wait_started(self.ids, self.bench.timeout_s, progress.update)
+        latencies = [started[t] - posted[t] for t in self.ids]
+        span = max(started[t] for t in self.ids) - min(posted.values())
+        self.figures["burst_dispatch_ms"] = summarize(latencies, 1000)
+        self.figures["starts_per_s"] = round(len(self.ids) / span, 1) if span > 0 else None
+
+    def steady(self) -> None:
+        """With N tasks running: CPU of the Skalds process and its launcher, memory per
+        worker, heartbeat age."""
+        import psutil
+
+        me = psutil.Process()
+        launcher = psutil.Process(self.system.node.supervisor.launcher.pid) if self.system.node else None
+        workers = launcher.children() if launcher else []
+        before = me.cpu_times(), launcher.cpu_times() if launcher else None
+        t0 = time.monotonic()
+        progress = Progress("steady state", int(self.bench.steady_s * 10))
+        while (elapsed := time.monotonic() - t0) < self.bench.steady_s:
+            progress.update(int(elapsed * 10))
+            time.sleep(0.1)
+        progress.update(progress.total)
+        wall = time.monotonic() - t0
+        after = me.cpu_times(), launcher.cpu_times() if launcher else None
+        self.figures["cpu_skalds_pct"] = round(100 * (sum(after[0][:2]) - sum(before[0][:2])) / wall, 2)
+        if launcher and before[1] and after[1]:
+            self.figures["cpu_launcher_pct"] = round(100 * (sum(after[1][:2]) - sum(before[1][:2])) / wall, 2)
+        uss = []
+        for proc in workers[: self.bench.memory_sample]:
+            try:
+                uss.append(proc.memory_full_info().uss)
+            except psutil.Error:
+                continue
+        self.figures["worker_uss_mib"] = summarize(uss, 1 / 2**20, 2)
+        now = time.time()
+        beats = self.system.backends.live.heartbeats(self.ids)
+        self.figures["heartbeat_age_ms"] = summarize([now - b.at / 1000 for b in beats.values()], 1000, 1)
+        self.figures["heartbeats_seen"] = len(beats)
+
+    def updates(self) -> None:
+        """PATCH attachments -> update handler returned, one at a time."""
+        lat = []
+        progress = Progress("updates over HTTP", self.bench.samples)
+        for i in range(self.bench.samples):
+            task_id = self.ids[i % len(self.ids)]
+            t0 = time.time()
+            r = self.http.patch(f"/api/tasks/{task_id}/attachments", json={"attachments": {"value": i + 1}})
+            r.raise_for_status()
+            key = (task_id, r.json()["desiredVersion"])
+            lat.append(self.recorder.wait_applied(*key, self.bench.timeout_s) - t0)
+            progress.update(i + 1)
+        self.figures["update_ms"] = summarize(lat, 1000)
+
+    def yaml_updates(self) -> None:
+        """Save the pool file with a new value -> update handler returned."""
+        lat = []
+        progress = Progress("updates by saving YAML", self.bench.samples)
+        # The declared task may have started before the recorder listened: ask the store.
+        service = self.system.service
+        assert service is not None
+        self.recorder.wait(
+            lambda: service.get("bench-yaml").lifecycle_status.value == "Running",
+            self.bench.timeout_s,
+            "declared task running",
+        )
+        for i in range(self.bench.samples):
+            version = service.get("bench-yaml").desired_version + 1
+            t0 = time.time()
+            write_pool(self.pool_file, value=i + 1)
+            key = ("bench-yaml", version)
+            lat.append(self.recorder.wait_applied(*key, self.bench.timeout_s) - t0)
+            progress.update(i + 1)
+        self.figures["yaml_update_ms"] = summarize(lat, 1000)
+
+    def cancels(self) -> None:
+        """Cancel -> worker process gone, one at a time; then the rest at once."""
+        lat = []
+        sample = self.ids[: self.bench.samples]
+        progress = Progress("cancels", len(sample))
+        for i, task_id in enumerate(sample):
+            t0 = time.time()
+            self.http.post(f"/api/tasks/{task_id}/cancel").raise_for_status()
+            self.recorder.wait_exited([task_id], self.bench.timeout_s)
+            lat.append(self.recorder.exited[task_id] - t0)
+            progress.update(i + 1)
+        self.figures["cancel_ms"] = summarize(lat, 1000)
+        self.cancel_rest()
+
+    def cancel_rest(self) -> None:
+        """Cancel whatever still runs and wait for the processes to go."""
+        rest = [t for t in self.ids if t not in self.recorder.exited]
+        with ThreadPoolExecutor(self.bench.http_concurrency) as pool:
+            list(pool.map(lambda t: self.http.post(f"/api/tasks/{t}/cancel"), rest))
+        self.recorder.wait_exited(rest, self.bench.timeout_s)
+
+    def failover(self, node_id: str, victim_cmd: list[str], env: dict[str, str]) -> None:
+        """Start a second node, let it take some tasks, SIGKILL it; measure kill -> each of
+        its tasks running elsewhere (a new epoch started)."""
+        ids = [f"f{self.run_id}-{i:03d}" for i in range(self.bench.failover_tasks)]
+        with open(job_dir() / "failover-node.log", "ab") as log:
+            victim = subprocess.Popen(victim_cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            live, store = self.system.backends.live, self.system.backends.store
+            self.recorder.wait(
+                lambda: any(n.id == node_id for n in live.nodes()), self.bench.timeout_s, "second node up"
+            )
+            for task_id in ids:
+                body = {"id": task_id, "className": "BenchWorker", "attachments": {"value": 0}}
+                self.http.post("/api/tasks", json=body).raise_for_status()
+            self.recorder.wait_started(ids, self.bench.timeout_s)
+            on_victim = {t: task.epoch for t in ids if (task := store.get(t)).executor == node_id}
+            if not on_victim:
+                placed = {t: store.get(t).executor for t in ids}
+                raise RuntimeError(f"benchmark: no task landed on the node to kill ({node_id}): {placed}")
+            killed_at = time.time()
+            victim.kill()
+
+            def moved_at(task_id: str) -> float | None:
+                starts = [
+                    at
+                    for (t, e), at in self.recorder.started_at_epoch.items()
+                    if t == task_id and e > on_victim[task_id]
+                ]
+                return min(starts) if starts else None
+
+            self.recorder.wait(
+                lambda: all(moved_at(t) is not None for t in on_victim),
+                self.bench.timeout_s,
+                "the killed node's tasks running elsewhere",
+            )
+            self.figures["failover_s"] = summarize([moved_at(t) - killed_at for t in on_victim], 1, 3)  # type: ignore[operator]
+        finally:
+            if victim.poll() is None:
+                victim.kill()
+            victim.wait()
+            for task_id in ids:
+                self.http.post(f"/api/tasks/{task_id}/cancel")
+
+    def close(self) -> None:
+        self.recorder.close()
+        self.http.close()
+
+
+def write_pool(path: Path, value: int = 0) -> None:
+    """The benchmark's pool file: the bench class and one declared task (saved atomically,
+    as editors do)."""
+    pool = {
+        "name": "bench",
+        "classes": BENCH_CLASS,
+        "tasks": {"bench-yaml": {"className": "BenchWorker", "attachments": {"value": value}}},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(pool, sort_keys=False))
+    tmp.replace(path)
+
+
+def _quote(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool | int | float):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _victim_command(settings: Any, node_id: str, pool_file: Path) -> list[str]:
+    """``python -m skalds +mode=node`` on the same backends as this benchmark (secrets go by
+    environment, see :func:`_victim_env`)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "skalds",
+        "+mode=node",
+        f"node.id={node_id}",
+        f"reload.pool_file={pool_file}",
+        f"node.lease_ttl_s={settings.node.lease_ttl_s}",
+        f"node.heartbeat_interval_s={settings.node.supervision.heartbeat_interval_s}",
+        "log_level=WARNING",
+    ]
+    for section in ("kafka", "redis", "mongo"):
+        for key, value in settings.backend[section].items():
+            if key != "password":
+                cmd.append(f"backend.{section}.{key}={_quote(value)}")
+    return cmd
+
+
+def _victim_env(settings: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    for section, var in (("kafka", "KAFKA_PASSWORD"), ("redis", "REDIS_PASSWORD")):
+        password = settings.backend[section].get("password")
+        if password:
+            env[var] = password
+    return env
+
+
+def run_bench(cfg: DictConfig) -> dict[str, Any]:
+    """Run one benchmark job and write ``results.json`` to the job directory."""
+    bench = BenchSettings.from_config(cfg)
+    out = job_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    pool_file = out / "bench_pool.yaml"
+    write_pool(pool_file)
+    settings = load_settings(cfg)
+    node = dataclasses.replace(settings.node, capacity=max(settings.node.capacity, bench.tasks + 1))
+    backend = dict(settings.backend)
+    if backend.get("kind") == "local":
+        backend["sqlite_path"] = str(out / "data" / "tasks.db")  # a fresh store per job
+    settings = dataclasses.replace(
+        settings,
+        mode="bench",
+        node=node,
+        backend=backend,
+        pool_file=pool_file,
+        tasks_file=None,
+        pool_classes=dict(BENCH_CLASS),
+    )
+    started = time.time()
+    system = SkaldsSystem(settings).start()
+    server = thread = None
+    runner: Bench | None = None
+    try:
+        server, thread, url = serve(system.app)
+        runner = Bench(system, bench, url, pool_file)
+        runner.dispatch()
+        runner.burst()
+        runner.steady()
+        runner.updates()
+        runner.yaml_updates()
+        runner.cancels()
+        if settings.backend.get("kind") == "distributed":
+            node_id = f"bench-victim-{runner.run_id}"
+            runner.failover(node_id, _victim_command(settings, node_id, pool_file), _victim_env(settings))
+    finally:
+        if runner is not None:
+            runner.close()
+        if server is not None:
+            server.should_exit = True
+            thread.join(timeout=10)  # type: ignore[union-attr]
+        system.stop()
+    results = {
+        "config": {
+            "tasks": bench.tasks,
+            "samples": bench.samples,
+            "steady_s": bench.steady_s,
+            "backend": settings.backend.get("kind"),
+            "dispatch": settings.dispatch_policy,
+            "heartbeat_interval_s": settings.node.supervision.heartbeat_interval_s,
+        },
+        "machine": machine_info(),
+        "started_at": started,
+        "duration_s": round(time.time() - started, 2),
+        "figures": runner.figures if runner else {},
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    logger.info("benchmark results in %s: %s", out / "results.json", json.dumps(results["figures"]))
+    return results

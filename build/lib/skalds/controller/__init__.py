@@ -1,0 +1,1 @@
+"""The System Controller: REST API, dispatcher and monitor."""

@@ -1,0 +1,1 @@
+"""Seed import paths for the records (``skalds.model.task``, ``skalds.model.event``)."""

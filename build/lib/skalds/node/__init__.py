@@ -1,0 +1,1 @@
+"""The node agent: supervises one worker process per task and reports for them."""

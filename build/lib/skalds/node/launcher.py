@@ -1,0 +1,289 @@
+"""A thread-free process that has already imported the worker code and forks workers on request.
+
+Why: a fresh interpreter (spawn) costs ~80 ms and a forkserver ~30 ms per task, while a fork of
+a process that already holds the worker modules costs a few milliseconds. Forking the node
+itself is unsafe (it runs threads: bus, HTTP server, supervisor), so the node starts this
+small launcher once, with ``subprocess``, and asks it to fork.
+
+The node and the launcher talk over a SOCK_SEQPACKET pair in the small records of
+:mod:`skalds.worker.protocol`; each :class:`~skalds.worker.protocol.Launch` carries the worker's
+pipe (SCM_RIGHTS), and the task itself (attachments of any size) travels on that pipe, never in
+a datagram. Closing the node's end ends the launcher; every process here dies with its parent
+(PR_SET_PDEATHSIG), so a killed node leaves no orphan behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import logging
+import os
+import pickle
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from skalds.errors import SkaldsError
+from skalds.utils.proctitle import set_title
+from skalds.worker.protocol import Exited, Launch, Launched, Ready, WorkerSpec
+
+logger = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+#: Set in the launcher's environment. A script that calls ``Skalds(...).run()`` at module level
+#: (as the seed's examples do) is imported here to load its worker classes; ``run()`` sees this
+#: and returns instead of starting a second Skald.
+IN_LAUNCHER_ENV = "SKALDS_IN_LAUNCHER"
+_MAX_PACKET = 64 * 1024
+
+
+class LauncherGone(SkaldsError):
+    """The launcher process died; no worker can be started on this node."""
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+
+
+def exit_description(returncode: int | None) -> str:
+    """Human words for a wait status as ``subprocess`` reports it (negative = signal)."""
+    if returncode is None:
+        return "exit status unknown"
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+# ----------------------------------------------------------------------------------------
+# node side
+
+
+class LauncherClient:
+    """The node's handle on its launcher process. ``launch`` is thread-safe; ``receive`` is
+    called by the one thread that watches ``fileno()`` (the supervisor)."""
+
+    def __init__(self, preload: list[str], log_level: str = "INFO", title: str = "skalds launcher") -> None:
+        self.preload = preload
+        self.log_level = log_level
+        self.title = title
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the launcher and return once it has imported the worker modules.
+
+        Raises:
+            LauncherGone: it could not import them (its log says why).
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        cmd = [
+            sys.executable,
+            "-m",
+            "skalds.node.launcher",
+            str(theirs.fileno()),
+            json.dumps(self.preload),
+            self.log_level,
+            self.title,
+        ]
+        # The launcher must import what the node can: a script's own directory (sys.path[0]
+        # of `python my_app.py`) is not on a fresh interpreter's path otherwise.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), IN_LAUNCHER_ENV: "1"}
+        self._proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], close_fds=True, env=env)
+        theirs.close()
+        ready = ours.recv(_MAX_PACKET)
+        if not ready or not isinstance(pickle.loads(ready), Ready):
+            code = self._proc.wait()
+            ours.close()
+            raise LauncherGone(f"worker launcher failed to start ({exit_description(code)}); see its log above")
+        self._sock = ours
+
+    def fileno(self) -> int:
+        """The socket the supervisor watches for launcher messages."""
+        if self._sock is None:
+            raise LauncherGone("launcher not started")
+        return self._sock.fileno()
+
+    @property
+    def pid(self) -> int | None:
+        """The launcher's process id."""
+        return self._proc.pid if self._proc else None
+
+    def launch(self, launch_id: int, spec: WorkerSpec) -> Connection:
+        """Fork a worker for ``spec`` and return the node's end of its pipe.
+
+        Raises:
+            LauncherGone: the launcher is not running.
+        """
+        node_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        request = Launch(launch_id, f"skalds worker {spec.task_id} {spec.class_name}")
+        try:
+            with self._lock:
+                if self._sock is None:
+                    raise LauncherGone("launcher not running")
+                try:
+                    socket.send_fds(self._sock, [pickle.dumps(request)], [worker_end.fileno()])
+                except OSError as exc:
+                    raise LauncherGone(f"launcher not reachable: {exc}") from exc
+        except BaseException:
+            node_end.close()
+            raise
+        finally:
+            worker_end.close()
+        conn = Connection(node_end.detach())
+        try:
+            conn.send(spec)  # any size: the worker reads it first thing
+        except OSError:
+            pass  # the worker died at once; its exit is reported like any other
+        return conn
+
+    def receive(self) -> Ready | Launched | Exited | None:
+        """One message from the launcher, or None when it is gone."""
+        if self._sock is None:
+            return None
+        try:
+            data = self._sock.recv(_MAX_PACKET)
+        except OSError:
+            return None
+        return pickle.loads(data) if data else None
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Close the pipe (the launcher exits) and reap it."""
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+
+# ----------------------------------------------------------------------------------------
+# launcher side
+
+
+def _preload(modules: list[str]) -> None:
+    from skalds.worker import runtime  # noqa: F401 - import now so every fork shares it
+    from skalds.worker.registry import import_source
+
+    for module in modules:
+        import_source(module)
+
+
+def _child(sock: socket.socket, selector: selectors.BaseSelector, wake: tuple[int, int], fd: int, title: str) -> None:
+    code = 70
+    try:
+        launcher_pid = os.getppid()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        selector.close()
+        sock.close()
+        os.close(wake[0])
+        os.close(wake[1])
+        die_with_parent()
+        # Own process group: Ctrl-C or a group-wide SIGTERM goes to the node, which stops
+        # its workers in order, instead of cutting every worker off at once.
+        os.setpgid(0, 0)
+        if os.getppid() != launcher_pid:  # the launcher died before prctl took effect
+            os._exit(code)
+        set_title(title)
+        conn = Connection(fd)
+        spec: Any = conn.recv()
+        from skalds.utils.logging import configure_logging
+        from skalds.worker.runtime import run_worker
+
+        configure_logging(spec.log_level, spec.task_id)
+        code = run_worker(conn, spec)
+    except BaseException:
+        logging.getLogger(__name__).exception("worker bootstrap failed")
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def main(argv: list[str]) -> None:
+    """Entry point: ``python -m skalds.node.launcher FD PRELOAD_JSON LOG_LEVEL TITLE``."""
+    fd, preload, level, title = int(argv[1]), json.loads(argv[2]), argv[3], argv[4]
+    die_with_parent()
+    set_title(title)
+    # The node decides when we stop (it closes our socket); a signal sent to the whole process
+    # group (Ctrl-C, `timeout`, a service manager) must not cut its workers off early.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from skalds.utils.logging import configure_logging
+
+    configure_logging(level)
+    sock = socket.socket(fileno=fd)
+    try:
+        _preload(preload)
+    except BaseException:
+        logger.exception("cannot import worker modules %s", preload)
+        sys.exit(2)
+    gc.collect()
+    gc.freeze()  # keep the preloaded objects out of the children's GC passes: fewer COW pages
+
+    wake = os.pipe()
+    os.set_blocking(wake[0], False)
+    os.set_blocking(wake[1], False)
+    signal.set_wakeup_fd(wake[1])
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ)
+    selector.register(wake[0], selectors.EVENT_READ)
+    sock.send(pickle.dumps(Ready(os.getpid())))
+
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj is sock:
+                try:
+                    msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_PACKET, 1)
+                except ConnectionResetError:
+                    return  # the node closed its end with replies unread
+                if not msg:
+                    return  # the node closed its end
+                request: Launch = pickle.loads(msg)
+                pid = os.fork()
+                if pid == 0:
+                    _child(sock, selector, wake, fds[0], request.title)
+                os.close(fds[0])
+                sock.send(pickle.dumps(Launched(request.launch_id, pid)))
+            else:
+                try:
+                    while os.read(wake[0], 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                _reap(sock)
+
+
+def _reap(sock: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        sock.send(pickle.dumps(Exited(pid, os.waitstatus_to_exitcode(status))))
+
+
+if __name__ == "__main__":
+    main(sys.argv)

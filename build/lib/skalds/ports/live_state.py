@@ -1,0 +1,52 @@
+"""Live state port: node leases and task heartbeats, which expire on their own."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+
+from skalds.core.records import Heartbeat, NodeInfo
+
+
+class LiveState(abc.ABC):
+    """Short-lived facts with a time to live per entry (per hash field in Redis).
+
+    Methods block until the backend answered (adapters bound that with their own timeouts)
+    and are safe from any thread. An entry whose TTL ran out is gone: readers never see it
+    again until it is put anew.
+    """
+
+    @abc.abstractmethod
+    def claim_node(self, node: NodeInfo, ttl_s: float, *, force: bool = False) -> NodeInfo | None:
+        """Create or renew ``node``'s lease for ``ttl_s`` seconds, atomically, unless a lease
+        of the same node id held by another ``instance`` is live.
+
+        Returns None when the lease is ours now, else the holder's record (nothing written).
+        With ``force`` the lease is taken whoever holds it (the caller knows the holder died).
+
+        Raises:
+            BackendUnavailable: the backend cannot be reached; the lease may not be renewed.
+        """
+
+    @abc.abstractmethod
+    def remove_node(self, node_id: str, instance: str) -> None:
+        """Drop a node's lease at once (clean shutdown), if ``instance`` holds it. Idempotent."""
+
+    @abc.abstractmethod
+    def nodes(self) -> list[NodeInfo]:
+        """Every node whose lease has not expired, in no particular order."""
+
+    @abc.abstractmethod
+    def put_heartbeats(self, beats: Sequence[Heartbeat], ttl_s: float) -> None:
+        """Record many heartbeats in one round trip; each expires after ``ttl_s`` seconds."""
+
+    @abc.abstractmethod
+    def heartbeats(self, task_ids: Iterable[str] | None = None) -> dict[str, Heartbeat]:
+        """Unexpired heartbeats by task id: of the given tasks, or of all when ``None``."""
+
+    @abc.abstractmethod
+    def drop_heartbeats(self, task_ids: Iterable[str]) -> None:
+        """Forget the heartbeats of tasks that ended. Idempotent."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Idempotent."""

@@ -1,0 +1,102 @@
+"""Task store port: the durable record of every task."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from skalds.core.lifecycle import Transition
+from skalds.core.task import Task, TaskLifecycleStatus
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """Filters and paging for :meth:`TaskStore.find`. ``None`` means "any"; filters combine
+    with AND.
+
+    Attributes:
+        lifecycle_status: any of these states.
+        class_name: this class exactly.
+        executor: assigned to this node.
+        source: created by this source (``api``, ``yaml:<pool>``, ...).
+        unplaced: only tasks that wait for a node (Created, or Paused without an executor).
+        newest_first: order by creation time descending (default: oldest first).
+        offset, limit: the page.
+    """
+
+    lifecycle_status: Sequence[TaskLifecycleStatus] | None = None
+    class_name: str | None = None
+    executor: str | None = None
+    source: str | None = None
+    unplaced: bool = False
+    newest_first: bool = False
+    offset: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of tasks, and how many match in all."""
+
+    items: list[Task] = field(default_factory=list)
+    total: int = 0
+
+
+class TaskStore(abc.ABC):
+    """Durable task records with conditional updates.
+
+    All methods block until the backend answered (adapters bound that with their own
+    timeouts) and are safe to call from any thread. Writes are durable when they return.
+    A record that cannot be read back as a task (corrupted by hand, or by a bug) is returned
+    as a ``Failed`` task whose error says why, never raised: one bad record must not stop
+    a start or a listing.
+    """
+
+    @abc.abstractmethod
+    def create(self, task: Task) -> Task:
+        """Store a new task and return it as stored.
+
+        Raises:
+            TaskAlreadyExists: a task with this id exists (the stored one is left alone).
+        """
+
+    @abc.abstractmethod
+    def get(self, task_id: str) -> Task:
+        """The task with this id.
+
+        Raises:
+            TaskNotFound: there is none.
+        """
+
+    @abc.abstractmethod
+    def find(self, query: TaskQuery) -> TaskPage:
+        """Tasks matching ``query``, ordered by creation time then id, paged server-side."""
+
+    @abc.abstractmethod
+    def apply(self, transition: Transition) -> Task:
+        """Set ``transition.changes`` (and append ``transition.push`` items) atomically if
+        every ``transition.expect`` field still holds its value; return the task as written.
+
+        Raises:
+            TaskNotFound: no such task.
+            StaleWrite: the task exists but an expected value differs; nothing was written.
+        """
+
+    @abc.abstractmethod
+    def count_active_by_executor(self) -> dict[str, int]:
+        """How many Assigning/Running/Paused tasks each executor holds (for dispatch)."""
+
+    @abc.abstractmethod
+    def touch_node(self, node_id: str, instance: str) -> None:
+        """Record a sign of life of a node: change its mark (see :meth:`node_marks`). A node
+        does this only while it cannot renew its lease in the live state, so that a monitor
+        that still reads leases there does not take it for dead. Durable when it returns."""
+
+    @abc.abstractmethod
+    def node_marks(self) -> dict[str, str]:
+        """Every node's current mark: an opaque value that differs after each
+        :meth:`touch_node`. Nodes never touched are absent."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. Idempotent."""

@@ -1,0 +1,1 @@
+"""Seed-compatible client objects (``KafkaProxy``, ``MongoProxy``), built on the adapters."""

@@ -1,0 +1,1 @@
+"""Worker pool YAML: parsing, validation, and hot reload of declared tasks."""

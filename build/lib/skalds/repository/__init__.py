@@ -1,0 +1,1 @@
+"""Seed path ``skalds.repository.repository``: ``TaskRepository``."""

@@ -1,0 +1,44 @@
+"""The bodies of the REST API's task requests (also what a declared YAML task becomes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+TASK_ID_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+#: The largest priority; 0 is the lowest (the seed's range).
+MAX_PRIORITY = 10
+
+
+def check_task_id(value: str) -> str:
+    """Refuse the ids that are path segments of their own (``.``, ``..``)."""
+    if value in (".", ".."):
+        raise ValueError("'.' and '..' are not task ids")
+    return value
+
+
+class CreateTaskRequest(BaseModel):
+    """Body of ``POST /api/tasks``."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    class_name: str = Field(min_length=1, max_length=200, description="Worker class to run, e.g. MyWorker")
+    attachments: dict[str, Any] = Field(default_factory=dict, description="The task's parameters")
+    id: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=TASK_ID_PATTERN, description="Task id (default: generated)"
+    )
+    name: str | None = Field(default=None, max_length=1000, description="A display name")
+    description: str | None = Field(default=None, max_length=10_000, description="What the task is for")
+    priority: int = Field(default=0, ge=0, le=MAX_PRIORITY, description="0 (lowest) .. 10 (highest)")
+
+    _check_id = field_validator("id")(lambda cls, v: v if v is None else check_task_id(v))
+
+
+class UpdateAttachmentsRequest(BaseModel):
+    """Body of ``PATCH /api/tasks/{id}/attachments``: fields to merge into the attachments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attachments: dict[str, Any]

@@ -1,0 +1,217 @@
+"""What the REST API and the YAML reconciler do with tasks: validate, write conditionally, publish.
+
+Every user action is one conditional store write followed by one event, so the effect is
+durable before anyone is told, and a node that misses the event still finds the truth in the
+store (its reconcile sweep starts, stops, pauses and updates what the store says).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from skalds.config.schema import DEFAULTS
+from skalds.core.events import ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent
+from skalds.core.lifecycle import Action, allowed, plan
+from skalds.core.storable import check_storable
+from skalds.core.task import Task, TaskLifecycleStatus
+from skalds.errors import BackendUnavailable, InvalidTransition, StaleWrite
+from skalds.ports.event_bus import EventBus
+from skalds.ports.live_state import LiveState
+from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
+from skalds.service import writes
+from skalds.service.catalog import Catalog
+from skalds.service.requests import CreateTaskRequest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceLimits:
+    """Sizes the task service keeps to.
+
+    Attributes:
+        max_event_bytes: attachments larger than this (as JSON) travel by the store, not in
+            the update event, so no event outgrows the broker's message limit.
+        live_state_retry_s: after the live state failed a read, reads skip it this long
+            (progress shows as unavailable) instead of waiting on it for every request.
+    """
+
+    max_event_bytes: int = DEFAULTS.controller.max_event_bytes
+    live_state_retry_s: float = 2.0
+
+
+class TaskService:
+    """Create, read, update and control tasks."""
+
+    def __init__(
+        self, store: TaskStore, bus: EventBus, live: LiveState, catalog: Catalog, limits: ServiceLimits | None = None
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.live = live
+        self.catalog = catalog
+        self.limits = limits or ServiceLimits()
+        self._live_down_until = 0.0
+
+    # ---- create and read -----------------------------------------------------------
+    def create(
+        self, request: CreateTaskRequest, source: str = "api", pinned_node: str | None = None, **fields: Any
+    ) -> Task:
+        """Validate and store a task, then ask for it to be placed (on ``pinned_node`` only,
+        when given). ``fields`` sets further task fields (``mode``, ``executor``...).
+
+        Raises:
+            UnknownWorkerClass, ValidationFailed: bad class or attachments (nothing stored).
+            TaskAlreadyExists: the id is taken.
+        """
+        check_storable({"name": request.name, "description": request.description})
+        data = self.catalog.normalize(request.class_name, request.attachments)
+        check_storable(data, ("attachments",))
+        task = Task(
+            id=request.id or uuid.uuid4().hex[:12],
+            class_name=request.class_name,
+            name=request.name,
+            description=request.description,
+            source=source,
+            attachments=data,
+            priority=request.priority,
+            pinned_node=pinned_node,
+            **fields,
+        )
+        self.store.create(task)
+        self._publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
+        return task
+
+    def get(self, task_id: str) -> Task:
+        """The task, with the progress of its last heartbeat."""
+        return self._with_progress([self.store.get(task_id)])[0]
+
+    def find(self, query: TaskQuery) -> TaskPage:
+        """A page of tasks, with live progress."""
+        page = self.store.find(query)
+        return TaskPage(self._with_progress(page.items), page.total)
+
+    def _with_progress(self, tasks: list[Task]) -> list[Task]:
+        live = [t.id for t in tasks if not t.lifecycle_status.is_terminal]
+        if not live:
+            return tasks
+        if time.monotonic() < self._live_down_until:
+            beats = None
+        else:
+            try:
+                beats = self.live.heartbeats(live)
+            except BackendUnavailable as exc:
+                logger.warning("live state unavailable; tasks are shown without progress: %s", exc)
+                self._live_down_until = time.monotonic() + self.limits.live_state_retry_s
+                beats = None
+        out = []
+        for t in tasks:
+            if t.lifecycle_status.is_terminal:
+                out.append(t)
+            elif beats is None:
+                out.append(t.model_copy(update={"message": "progress unavailable: live state unreachable"}))
+            elif t.id in beats:
+                beat = beats[t.id]
+                out.append(
+                    t.model_copy(update={"progress": beat.progress, "message": beat.message, "heartbeat": beat.at})
+                )
+            else:
+                out.append(t)
+        return out
+
+    # ---- change --------------------------------------------------------------------
+    def update_attachments(self, task_id: str, patch: dict[str, Any], *, merge: bool = True) -> Task:
+        """Merge ``patch`` into the attachments (or, with ``merge=False``, replace them),
+        validate the result, store it as the next ``desiredVersion`` and send it to the
+        running worker.
+
+        Raises:
+            TaskNotFound, InvalidTransition (task ended), ValidationFailed (merged result
+            does not fit the class's model; nothing stored).
+        """
+        for _ in range(5):
+            task = self.store.get(task_id)
+            if not allowed(task.lifecycle_status, Action.UPDATE):
+                raise InvalidTransition(
+                    f"cannot update task {task_id!r}: it is {task.lifecycle_status.value}",
+                    task_id=task_id,
+                    lifecycle_status=task.lifecycle_status.value,
+                )
+            base = task.attachments_dict() if merge else {}
+            merged = {**base, **self.catalog.aliased(task.class_name, patch)}
+            data = self.catalog.normalize(task.class_name, merged)
+            check_storable(data, ("attachments",))
+            version = task.desired_version + 1
+            try:
+                written = self.store.apply(plan(task, Action.UPDATE, attachments=data, desired_version=version))
+            except StaleWrite:
+                continue
+            carried = data if len(json.dumps(data)) <= self.limits.max_event_bytes else None
+            event = UpdateEvent(task_id=task_id, version=version, attachments=carried)
+            self._publish(Topic.TASK_UPDATE_ATTACHMENT, task_id, event.to_value())
+            return written
+        raise StaleWrite(f"task {task_id!r} kept changing; update not applied", task_id=task_id)
+
+    def replace(self, request: CreateTaskRequest, pinned_node: str | None = None, **fields: Any) -> Task:
+        """Start a task over with a new class and attachments (a declaration changed its
+        class, or changed a task that had ended): the old worker is stopped, the task goes
+        back to Created at a new epoch and is placed again.
+
+        Raises:
+            TaskNotFound, UnknownWorkerClass, ValidationFailed.
+        """
+        task_id = request.id or ""
+        data = self.catalog.normalize(request.class_name, request.attachments)
+        check_storable(data, ("attachments",))
+        old = self.store.get(task_id)
+        task = writes.apply(
+            self.store,
+            task_id,
+            Action.REPLACE,
+            class_name=request.class_name,
+            attachments=data,
+            priority=request.priority,
+            name=request.name,
+            pinned_node=pinned_node,
+            **fields,
+        )
+        if not old.lifecycle_status.is_terminal:
+            event = ControlEvent(task_id=task.id, action=ControlAction.CANCEL, epoch=task.epoch - 1)
+            self._publish(Topic.TASK_CANCEL, task.id, event.to_value())
+        self._publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
+        return task
+
+    def pause(self, task_id: str) -> Task:
+        """Pause a task (its worker blocks in ``wait_if_paused``)."""
+        return self._control(task_id, Action.PAUSE)
+
+    def resume(self, task_id: str) -> Task:
+        """Resume a paused task."""
+        return self._control(task_id, Action.RESUME)
+
+    def cancel(self, task_id: str) -> Task:
+        """Cancel a task; its worker gets the stop flag, then SIGTERM, then SIGKILL."""
+        return self._control(task_id, Action.CANCEL)
+
+    def _control(self, task_id: str, action: Action) -> Task:
+        task = writes.apply(self.store, task_id, action)
+        if task.lifecycle_status is TaskLifecycleStatus.CREATED:  # resumed while unplaced
+            self._publish(Topic.TASK_ASSIGN, task_id, TaskEvent(task_ids=[task_id]).to_value())
+        else:
+            topic = Topic.TASK_CANCEL if action is Action.CANCEL else Topic.TASK_CONTROL
+            event = ControlEvent(task_id=task_id, action=ControlAction(action.value), epoch=task.epoch)
+            self._publish(topic, task_id, event.to_value())
+        return task
+
+    def _publish(self, topic: Topic, key: str, value: dict[str, Any]) -> None:
+        # The write is durable already; an event that cannot go out now is made up for by
+        # the monitor's sweep (placement) and the nodes' reconcile sweep (everything else).
+        try:
+            self.bus.publish(topic, key, value)
+        except BackendUnavailable as exc:
+            logger.warning("task %s: %s event not published (%s); the next sweep catches up", key, topic.value, exc)

@@ -1,0 +1,199 @@
+"""Assembles a Skalds process from settings: controller parts, node agent, or both.
+
+``SkaldsSystem`` is what ``python -m skalds`` runs and what tests start in-process: bind the
+API's port (so a busy port stops the start before anything runs), build the backends (the
+embedded ones lock their data directory first), start the node (it must hold its lease before
+the dispatcher runs), start the dispatcher and monitor, serve HTTP; stop in the reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from skalds.backends.factory import Backends, build_backends
+from skalds.controller.dispatcher import Dispatcher
+from skalds.controller.monitor import Monitor
+from skalds.core.dispatch import build_policy
+from skalds.errors import OwnershipConflict
+from skalds.node.agent import NodeAgent
+from skalds.reload.declared_tasks import DeclaredTasks
+from skalds.service.catalog import ClusterCatalog
+from skalds.service.tasks import ServiceLimits, TaskService
+from skalds.settings import Settings
+from skalds.worker.registry import WorkerCatalog
+
+logger = logging.getLogger(__name__)
+
+CONTROLLER_MODES = ("standalone", "controller", "bench")
+NODE_MODES = ("standalone", "node", "edge", "bench")
+#: Modes whose process owns the selected pool's declared tasks.
+DECLARING_MODES = ("standalone", "controller", "edge", "bench")
+#: Exit code when this process had to stop because another one took its node id over.
+EXIT_TAKEN_OVER = 3
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket for the API, bound now.
+
+    Raises:
+        OwnershipConflict: the address is in use (or cannot be bound); nothing else started.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise OwnershipConflict(
+            f"cannot serve on {host}:{port}: {exc.strerror or exc} (controller.host / controller.port)"
+        ) from exc
+    sock.set_inheritable(False)
+    return sock
+
+
+class SkaldsSystem:
+    """One Skalds process: the parts its mode calls for, on one set of backends."""
+
+    def __init__(
+        self, settings: Settings, catalog: WorkerCatalog | None = None, backends: Backends | None = None
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog if catalog is not None else WorkerCatalog(settings.pool_classes)
+        self._backends = backends
+        self.node: NodeAgent | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.monitor: Monitor | None = None
+        self.service: TaskService | None = None
+        self.declared: DeclaredTasks | None = None
+        self.app: Any = None
+        self.exit_code = 0
+        self._socket: socket.socket | None = None
+        self._server: Any = None
+        self._stopped = threading.Event()
+
+    @property
+    def backends(self) -> Backends:
+        """The adapters in use (built on :meth:`start`).
+
+        Raises:
+            RuntimeError: before :meth:`start`.
+        """
+        if self._backends is None:
+            raise RuntimeError("SkaldsSystem.start() first")
+        return self._backends
+
+    def start(self, serve_http: bool = False) -> SkaldsSystem:
+        """Build the backends and start every part of this mode. Returns self.
+
+        With ``serve_http`` (what :meth:`serve` needs) the API's port is bound first.
+
+        Raises:
+            OwnershipConflict: the port, the data directory or the node id is in use.
+            ConfigError, BackendUnavailable: as the parts raise them.
+        """
+        started = time.perf_counter()
+        s = self.settings
+        if serve_http and s.mode in CONTROLLER_MODES:
+            self._socket = bind(s.host, s.port)
+        try:
+            self._start_parts()
+        except BaseException:
+            self.stop()
+            raise
+        logger.info(
+            "skalds %s up on %s backends in %.0f ms", s.mode, self.backends.kind, (time.perf_counter() - started) * 1000
+        )
+        return self
+
+    def _start_parts(self) -> None:
+        s = self.settings
+        if self._backends is None:
+            self._backends = build_backends(s.backend)
+        b = self._backends
+        if s.mode in NODE_MODES:
+            self.node = NodeAgent(s.node, self.catalog, b.bus, b.store, b.live, on_fatal=self._fatal)
+            self.node.start()
+        limits = ServiceLimits(max_event_bytes=s.max_event_bytes)
+        self.service = TaskService(b.store, b.bus, b.live, ClusterCatalog(self.catalog, b.live), limits)
+        if s.mode in CONTROLLER_MODES:
+            self.dispatcher = Dispatcher(build_policy(s.dispatch_policy), b.bus, b.store, b.live)
+            self.dispatcher.start()
+            self.monitor = Monitor(s.monitor, self.dispatcher, b.bus, b.store, b.live)
+            self.monitor.start()
+            self.monitor.sweep()  # place what waits since the last run, now rather than in a second
+        if s.mode in DECLARING_MODES and (s.pool_file or s.tasks_file):
+            pinned = s.node.id if s.mode == "edge" else None
+            source = f"edge:{s.node.id}:{s.pool_name}" if pinned else f"yaml:{s.pool_name}"
+            self.declared = DeclaredTasks(
+                self.service,
+                s.pool_file,
+                s.tasks_file,
+                source=source,
+                pinned_node=pinned,
+                debounce_s=s.reload_debounce_s,
+                watch=s.reload_watch,
+            )
+            self.declared.start()
+        if s.mode in CONTROLLER_MODES:
+            from skalds.controller.app import create_app
+
+            self.app = create_app(self.service, b.kind, self.declared, max_request_bytes=s.max_request_bytes)
+
+    def _fatal(self, reason: str) -> None:
+        logger.error("stopping: %s", reason)
+        self.exit_code = EXIT_TAKEN_OVER
+        self._stopped.set()
+        if self._server is not None:
+            self._server.should_exit = True
+
+    def catch_signals(self) -> None:
+        """From now on SIGINT/SIGTERM only ask this process to stop (cleanly, in order), also
+        while it is still starting. Call from the main thread before :meth:`start`."""
+        # uvicorn puts these back when it stops and then re-raises the signal it caught,
+        # which must not kill us before stop() has run.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self._stopped.set())
+
+    def serve(self) -> None:
+        """Block until SIGINT/SIGTERM: serve HTTP if this mode has a controller."""
+        self.catch_signals()
+        if self._stopped.is_set():
+            return  # asked to stop while starting
+        if self.app is not None:
+            import uvicorn
+
+            config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
+            self._server = uvicorn.Server(config)
+            logger.info("API on http://%s:%d/ (docs at /api/docs)", self.settings.host, self.settings.port)
+            sockets = [self._socket] if self._socket is not None else None
+            if sockets is None:
+                config.host, config.port = self.settings.host, self.settings.port
+            self._server.run(sockets=sockets)  # returns after SIGINT/SIGTERM
+        else:
+            self._stopped.wait()
+
+    def stop(self) -> None:
+        """Stop the declared tasks' watcher, drain the node (its tasks handed back), then the
+        controller loops, then the backends. Safe to call twice."""
+        started = time.perf_counter()
+        if self.declared is not None:
+            self.declared.stop()
+        if self.node is not None:
+            self.node.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        if self._backends is not None:
+            self._backends.close()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        logger.info("skalds %s stopped in %.0f ms", self.settings.mode, (time.perf_counter() - started) * 1000)

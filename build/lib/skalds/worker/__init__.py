@@ -1,0 +1,1 @@
+"""The Task Worker SDK and the runtime that hosts one worker in its own process."""

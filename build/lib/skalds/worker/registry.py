@@ -1,0 +1,198 @@
+"""Finding worker classes by name: import paths from config, or classes registered in code."""
+
+from __future__ import annotations
+
+import importlib
+import runpy
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from skalds.errors import ConfigError, UnknownWorkerClass, ValidationFailed, pydantic_errors
+from skalds.worker.baseclass import BaseTaskWorker
+
+#: Key of an advertised attachment schema listing every accepted top-level key (field names
+#: and aliases), present when the model refuses unknown keys.
+ACCEPTED_KEYS = "x-skalds-accepts"
+
+_loaded_scripts: dict[str, dict[str, Any]] = {}
+
+
+def class_path(cls: type) -> str:
+    """The import path a fresh process can load ``cls`` from: ``module:QualName``, or
+    ``/path/to/script.py:QualName`` for a class defined in the script run as ``__main__``."""
+    module = cls.__module__
+    if module in ("__main__", "__mp_main__"):
+        main_file = getattr(sys.modules.get(module), "__file__", None)
+        if main_file is None:
+            raise ConfigError(f"{cls.__qualname__} lives in an interactive session; define it in a module")
+        module = str(Path(main_file).resolve())
+    return f"{module}:{cls.__qualname__}"
+
+
+def import_source(module: str) -> Any:
+    """Import a module by name, or run a script file (``*.py``) once the way
+    multiprocessing's spawn does: as ``__mp_main__``, so its ``if __name__ == "__main__":``
+    block stays quiet. Returns the module, or the script's namespace dict."""
+    if not module.endswith(".py"):
+        return importlib.import_module(module)
+    namespace = _loaded_scripts.get(module)
+    if namespace is None:
+        namespace = _loaded_scripts[module] = runpy.run_path(module, run_name="__mp_main__")
+    return namespace
+
+
+def load_class(path: str) -> type[BaseTaskWorker[Any]]:
+    """Import a worker class from ``module:Class``, ``module.Class`` or ``file.py:Class``.
+
+    Raises:
+        ConfigError: the path does not name an importable BaseTaskWorker subclass.
+    """
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        obj: Any = import_source(module_name)
+        for part in attr.split("."):
+            obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
+    except (ImportError, AttributeError, KeyError, OSError) as exc:
+        raise ConfigError(f"cannot load worker class {path!r}: {exc}") from exc
+    if not (isinstance(obj, type) and issubclass(obj, BaseTaskWorker)):
+        raise ConfigError(f"{path!r} is not a BaseTaskWorker subclass")
+    return obj
+
+
+class WorkerCatalog:
+    """The worker classes a component knows, by class name (the task's ``className``)."""
+
+    def __init__(self, classes: Mapping[str, str] | None = None) -> None:
+        self._paths: dict[str, str] = {}
+        self._classes: dict[str, type[BaseTaskWorker[Any]]] = {}
+        for name, path in (classes or {}).items():
+            self.add_path(name, path)
+
+    def add_path(self, name: str, path: str) -> None:
+        """Know class ``name`` by its import path (loaded now, so config errors show early)."""
+        cls = load_class(path)
+        self._paths[name] = path
+        self._classes[name] = cls
+
+    def register(self, cls: type[BaseTaskWorker[Any]], name: str | None = None) -> None:
+        """Know a class object under its own name (the seed's ``register_task_worker``)."""
+        cls.data_model()  # fail now, not when the first task arrives
+        name = name or cls.__name__
+        self._paths[name] = class_path(cls)
+        self._classes[name] = cls
+
+    def names(self) -> list[str]:
+        """Known class names, sorted."""
+        return sorted(self._paths)
+
+    def path(self, name: str) -> str:
+        """The import path of class ``name``.
+
+        Raises:
+            UnknownWorkerClass: no such class.
+        """
+        self.get(name)
+        return self._paths[name]
+
+    def modules(self) -> list[str]:
+        """The modules (or script files) the classes live in, for preloading."""
+        return sorted({p.partition(":")[0] if ":" in p else p.rpartition(".")[0] for p in self._paths.values()})
+
+    def get(self, name: str) -> type[BaseTaskWorker[Any]]:
+        """The class called ``name``.
+
+        Raises:
+            UnknownWorkerClass: no such class; the message lists the known ones.
+        """
+        try:
+            return self._classes[name]
+        except KeyError:
+            raise UnknownWorkerClass(
+                f"unknown className {name!r}; known: {', '.join(self.names()) or 'none'}",
+                field="className",
+                known=self.names(),
+            ) from None
+
+    def validate(self, name: str, attachments: Any) -> BaseModel:
+        """Validate attachments against class ``name``'s model. A key the model does not know
+        is refused (a typo must not be dropped silently) unless the model allows extra fields.
+
+        Raises:
+            UnknownWorkerClass: no such class.
+            ValidationFailed: the attachments do not fit; ``detail["errors"]`` names the fields.
+        """
+        model = self.get(name).data_model()
+        unknown = unknown_keys(model, attachments)
+        if unknown:
+            known = ", ".join(sorted(accepted_keys(model) or ())) or "none"
+            errors = [{"field": k, "message": f"unknown field (known: {known})"} for k in unknown]
+            raise ValidationFailed.of_fields(f"invalid attachments for {name}", errors)
+        try:
+            return model.model_validate(attachments)
+        except ValueError as exc:  # pydantic.ValidationError subclasses ValueError
+            errors = pydantic_errors(getattr(exc, "errors", list)())
+            raise ValidationFailed.of_fields(
+                f"invalid attachments for {name}", errors or [{"field": "", "message": str(exc)}]
+            ) from exc
+
+    def normalize(self, name: str, attachments: Any) -> dict[str, Any]:
+        """Validate attachments and return them as the model dumps them (JSON, by alias), so
+        equal settings always compare equal.
+
+        Raises:
+            UnknownWorkerClass, ValidationFailed: as :meth:`validate`.
+        """
+        return self.validate(name, attachments).model_dump(mode="json", by_alias=True)
+
+    def aliased(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` with Python field names turned into the model's aliases, so a patch
+        written either way merges onto attachments stored by alias."""
+        model = self.get(name).data_model()
+        names = {f: info.alias for f, info in model.model_fields.items() if info.alias}
+        return {names.get(k, k): v for k, v in fields.items()}
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """``[{"className", "schema"}]``: each class with the JSON Schema of its attachments."""
+        out = []
+        for n in self.names():
+            model = self._classes[n].data_model()
+            schema = model.model_json_schema(by_alias=True)
+            accepted = accepted_keys(model)
+            if accepted is not None:
+                schema[ACCEPTED_KEYS] = sorted(accepted)
+            out.append({"className": n, "schema": schema})
+        return out
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._paths
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def accepted_keys(model: type[BaseModel]) -> set[str] | None:
+    """Every top-level key ``model`` accepts (names and aliases), or None when it takes any
+    key (``extra="allow"``)."""
+    config = model.model_config
+    if config.get("extra") == "allow":
+        return None
+    by_name = bool(config.get("populate_by_name") or config.get("validate_by_name"))
+    keys: set[str] = set()
+    for field_name, info in model.model_fields.items():
+        aliases = [a for a in (info.alias, info.validation_alias) if isinstance(a, str)]
+        keys.update(aliases)
+        if by_name or not aliases:
+            keys.add(field_name)
+    return keys
+
+
+def unknown_keys(model: type[BaseModel], attachments: Any) -> list[str]:
+    """The top-level keys of ``attachments`` that ``model`` would drop, sorted."""
+    accepted = accepted_keys(model)
+    if accepted is None or not isinstance(attachments, dict):
+        return []
+    return sorted(str(k) for k in attachments if k not in accepted)

@@ -1,0 +1,1 @@
+"""Worker classes shipped with Skalds: the demo pool and the camera pool."""
