@@ -66,13 +66,15 @@ class CountdownModel(BaseModel):
 class CountdownWorker(BaseTaskWorker[CountdownModel]):
     """Counts ``steps`` steps, reporting progress, then finishes by itself."""
 
+    def initialize(self, data: CountdownModel) -> None:
+        self.steps, self.step_s = data.steps, data.step_s
+
     @run_main_handler
     def main_run(self) -> None:
-        assert self.data is not None
-        for step in range(self.data.steps):
-            if not self.wait_if_paused() or not self.sleep(self.data.step_s):
+        for step in range(self.steps):
+            if not self.wait_if_paused() or not self.sleep(self.step_s):
                 return
-            self.report_progress((step + 1) / self.data.steps, f"step {step + 1}/{self.data.steps}")
+            self.report_progress((step + 1) / self.steps, f"step {step + 1}/{self.steps}")
 
 
 class FailModel(BaseModel):
@@ -84,7 +86,9 @@ class FailModel(BaseModel):
 class AlwaysFailWorker(BaseTaskWorker[FailModel]):
     """Raises at once, to show how a failing task looks."""
 
+    def initialize(self, data: FailModel) -> None:
+        self.reason = data.reason
+
     @run_main_handler
     def main_run(self) -> None:
-        assert self.data is not None
-        raise RuntimeError(self.data.reason)
+        raise RuntimeError(self.reason)

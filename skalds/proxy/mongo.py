@@ -27,9 +27,9 @@ class MongoProxy:
 
     def init_db_index(self, is_block: bool = True) -> None:
         """Create the task indexes (the task store does this too; kept for seed scripts)."""
-        from skalds.repository.repository import TaskRepository
+        from skalds.backends.mongo import MongoSettings, MongoTaskStore
 
-        TaskRepository(self)
+        MongoTaskStore(MongoSettings(uri=self.host, db_name=self.db_name)).close()
 
     def close(self) -> None:
         """Close the client."""
