@@ -10,6 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from skalds.bench.stats import min_samples, summarize, tail_statistic
+
 pytestmark = pytest.mark.integration
 
 
@@ -56,3 +58,12 @@ def test_a_small_sweep_writes_results_and_a_summary_and_leaves_nothing_running(t
     assert summary.count("| local | least_loaded |") == 2
     assert (sweep / "summary.png").read_bytes().startswith(b"\x89PNG")
     assert processes_in(tmp_path) == []
+
+
+def test_a_percentile_is_named_only_when_the_sample_supports_it() -> None:
+    assert (min_samples(95), min_samples(99)) == (20, 100)
+    assert set(summarize(range(19))) == {"count", "median", "max"}
+    assert set(summarize(range(20))) == {"count", "median", "p95", "max"}
+    assert set(summarize(range(100))) == {"count", "median", "p95", "p99", "max"}
+    assert summarize(range(100))["p99"] < summarize(range(100))["max"]
+    assert [tail_statistic(c) for c in ([10, 100], [20, 500], [100, 500], [])] == ["max", "p95", "p99", "max"]
