@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 import sys
 import threading
@@ -58,6 +59,25 @@ def job_dir() -> Path:
         return Path(HydraConfig.get().runtime.output_dir)
     except ValueError:
         return Path.cwd()
+
+
+_SECRET = re.compile(r"password|secret|token", re.IGNORECASE)
+
+
+def job_info() -> dict[str, Any]:
+    """Which Hydra job this is: ``num`` (its place in the sweep, None outside a sweep) and
+    its command-line ``overrides`` (secrets left out)."""
+    from omegaconf import OmegaConf
+
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra = HydraConfig.get()
+    except ValueError:
+        return {"num": None, "overrides": []}
+    num = None if OmegaConf.is_missing(hydra.job, "num") else int(hydra.job.num)
+    overrides = [o for o in hydra.overrides.task if not _SECRET.search(o.split("=", 1)[0])]
+    return {"num": num, "overrides": overrides}
 
 
 def serve(app: Any) -> tuple[Any, threading.Thread, str]:

@@ -1,5 +1,6 @@
-"""Summaries of a benchmark sweep: ``summary.md`` (one row per job) and ``summary.png``
-(latency percentiles and throughput against N, one line per swept option).
+"""Summaries of a benchmark sweep: ``summary.md`` (what machine and when, then one short table
+per figure, rows in the order the sweep ran) and ``summary.png`` (see
+:mod:`skalds.bench.plot`).
 
 ``python -m skalds.bench.report <sweep dir>``, or automatically at the end of a
 ``-m +mode=bench`` sweep (the Hydra callback in ``conf/mode/bench.yaml``).
@@ -7,110 +8,83 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-logger = logging.getLogger(__name__)
-
-LATENCIES = [
-    ("dispatch_ms", "dispatch"),
-    ("burst_dispatch_ms", "dispatch of N at once"),
-    ("update_ms", "update"),
-    ("yaml_update_ms", "YAML save"),
-    ("cancel_ms", "cancel"),
-]
-
-
-def load_results(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Every job's ``results.json`` under ``sweep_dir``, ordered by backend, dispatch, N."""
-    results = []
-    for path in sorted(sweep_dir.glob("**/results.json")):
-        data = json.loads(path.read_text())
-        data["job"] = str(path.parent.relative_to(sweep_dir)) or "."
-        results.append(data)
-    return sorted(results, key=lambda r: (r["config"]["backend"], r["config"]["dispatch"], r["config"]["tasks"]))
+from skalds.bench.plot import plot
+from skalds.bench.stats import rule_text
+from skalds.bench.sweep import dates, job_label, load_results, machines, options, swept_options
+from skalds.bench.tables import (
+    DASH,
+    FIGURES,
+    Figure,
+    is_summary,
+    markdown_table,
+    number,
+    summary_cells,
+    tail_columns,
+)
 
 
-def _cell(figure: dict[str, Any] | None, key: str) -> str:
-    if not figure or key not in figure:
-        return "-"
-    return f"{figure[key]:g}"
+def header(results: list[dict[str, Any]]) -> list[str]:
+    """Machine, date, what every job shared and what was swept, as Markdown lines."""
+    on = machines(results)
+    lines = [f"- Machine: {m}" for m in on]
+    if len(on) > 1:
+        lines.insert(0, "- The jobs ran on different machines:")
+    lines.append(f"- Date: {dates(results)}")
+    swept = swept_options(results)
+    shared = {k: v for k, v in options(results[0]).items() if k not in swept}
+    lines.append(f"- Every job: {', '.join(f'{k}={v}' for k, v in shared.items()) or DASH}")
+    lines.append(
+        f"- Swept: N (bench.tasks){''.join(', ' + k for k in swept)}; "
+        f"{len(results)} jobs, rows in the order the sweep ran them"
+    )
+    return lines
+
+
+def _sections(results: list[dict[str, Any]]) -> list[tuple[str, list[Figure]]]:
+    """Figures grouped by table, in catalogue order, only those some job measured."""
+    present = [f for f in FIGURES if any(r.get("figures", {}).get(f.key) is not None for r in results)]
+    sections: dict[str, list[Figure]] = {}
+    for fig in present:
+        sections.setdefault(fig.title, []).append(fig)
+    return list(sections.items())
+
+
+def section_table(results: list[dict[str, Any]], figures: list[Figure], swept: list[str]) -> str:
+    """One figure's table (or a group of single values'): a row per job that measured it."""
+    rows_of = [r for r in results if any(r.get("figures", {}).get(f.key) is not None for f in figures)]
+    lead = ["job", *swept, "N"]
+
+    def first(r: dict[str, Any]) -> list[str]:
+        mine = options(r)
+        return [job_label(r), *(mine.get(k, DASH) for k in swept), str(r.get("config", {}).get("tasks", DASH))]
+
+    values = [r["figures"][figures[0].key] for r in rows_of]
+    if len(figures) == 1 and all(is_summary(v) for v in values):
+        tails = tail_columns(values)
+        rows = [first(r) + summary_cells(v, tails) for r, v in zip(rows_of, values, strict=True)]
+        return markdown_table([*lead, "count", "median", *tails, "max"], rows)
+    head = [*lead, *(f.column or f.unit for f in figures)]
+    rows = [first(r) + [number(r["figures"].get(f.key)) for f in figures] for r in rows_of]
+    return markdown_table(head, rows)
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    """The summary table."""
-    head = ["job", "backend", "dispatch", "N"]
-    for _, label in LATENCIES:
-        head += [f"{label} p50 ms", f"{label} p99 ms"]
-    head += ["starts/s", "worker USS MiB (median)", "Skalds CPU % (N running)", "heartbeat age p99 ms"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in results:
-        f, c = r["figures"], r["config"]
-        row = [r["job"], c["backend"], c["dispatch"], str(c["tasks"])]
-        for key, _ in LATENCIES:
-            row += [_cell(f.get(key), "median"), _cell(f.get(key), "p99")]
-        row += [
-            f"{f.get('starts_per_s', '-')}",
-            _cell(f.get("worker_uss_mib"), "median"),
-            f"{f.get('cpu_skalds_pct', '-')}",
-            _cell(f.get("heartbeat_age_ms"), "p99"),
-        ]
-        lines.append("| " + " | ".join(row) + " |")
-    machine = results[0]["machine"] if results else {}
-    note = f"\nMeasured on {machine.get('cpus')} CPUs ({machine.get('cpu_model')}), Python {machine.get('python')}.\n"
-    return "# Benchmark summary\n\n" + "\n".join(lines) + "\n" + (note if results else "")
-
-
-def plot(results: list[dict[str, Any]], path: Path) -> bool:
-    """Draw latency percentiles and throughput against N; False when matplotlib is absent."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("summary.png needs matplotlib (pip install matplotlib); wrote summary.md only")
-        return False
-    series: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in results:
-        series[f"{r['config']['backend']}/{r['config']['dispatch']}"].append(r)
-    fig, grid = plt.subplots(2, 3, figsize=(13, 7.5), constrained_layout=True)
-    axes = list(grid.flat)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    sizes = sorted({r["config"]["tasks"] for r in results})
-    for ax, (key, label) in zip(axes, LATENCIES, strict=False):
-        for i, (name, rows) in enumerate(series.items()):
-            rows = sorted(rows, key=lambda r: r["config"]["tasks"])
-            n = [r["config"]["tasks"] for r in rows]
-            for pct, style in (("median", "-"), ("p99", "--")):
-                values = [r["figures"].get(key, {}).get(pct) for r in rows]
-                ax.plot(
-                    n, values, style, marker="o", color=colors[i % len(colors)], label=name if pct == "median" else None
-                )
-        ax.set(title=f"{label} (solid p50, dashed p99)", xlabel="N tasks", ylabel="ms")
-    ax = axes[-1]
-    for i, (name, rows) in enumerate(series.items()):
-        rows = sorted(rows, key=lambda r: r["config"]["tasks"])
-        starts = [r["figures"].get("starts_per_s") for r in rows]
-        ax.plot([r["config"]["tasks"] for r in rows], starts, marker="o", color=colors[i % len(colors)], label=name)
-    ax.set(title="task starts per second (N at once)", xlabel="N tasks", ylabel="starts/s")
-    for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xticks(sizes, [str(n) for n in sizes])
-        ax.minorticks_off()
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    axes[-1].legend(fontsize=7)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    """``summary.md``: the header, then one table per figure."""
+    if not results:
+        return "# Benchmark summary\n\nNo results.json found.\n"
+    swept = swept_options(results)
+    parts = ["# Benchmark summary", "\n".join(header(results)), rule_text()]
+    for title, figures in _sections(results):
+        units = list(dict.fromkeys(f.unit for f in figures))
+        parts += [f"## {title} ({', '.join(units)})", section_table(results, figures, swept)]
+    return "\n\n".join(parts) + "\n"
 
 
 def write_report(sweep_dir: Path) -> list[Path]:

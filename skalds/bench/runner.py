@@ -5,7 +5,8 @@ separate client process (latency under load, task starts per second); a steady s
 with N tasks running (CPU of the Skalds process and its launcher, USS per worker, heartbeat
 age); attachment updates over HTTP and by saving the pool YAML (until the update handler
 returned); cancels (until the process is gone). Worker-side times come through the status
-events nodes publish. Results go to ``results.json`` in the Hydra job directory.
+events nodes publish. Results go to ``results.json`` in the Hydra job directory, and a table
+of them to stdout.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import httpx
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from skalds.bench.harness import Progress, job_dir, machine_info, serve
+from skalds.bench.harness import Progress, job_dir, job_info, machine_info, serve
 from skalds.bench.probe import StatusRecorder
 from skalds.bench.stats import summarize
+from skalds.bench.tables import run_text
 from skalds.config import settings_from
 from skalds.errors import ConfigError
 from skalds.settings import load_settings
@@ -303,7 +305,8 @@ def _victim_env(settings: Any) -> dict[str, str]:
 
 
 def run_bench(cfg: DictConfig) -> dict[str, Any]:
-    """Run one benchmark job and write ``results.json`` to the job directory."""
+    """Run one benchmark job, write ``results.json`` to the job directory and print its
+    figures as a table on stdout."""
     bench = BenchSettings.from_config(cfg)
     out = job_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -355,6 +358,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
             "dispatch": settings.dispatch_policy,
             "heartbeat_interval_s": settings.node.supervision.heartbeat_interval_s,
         },
+        "job": job_info(),
         "machine": machine_info(),
         "started_at": started,
         "duration_s": round(time.time() - started, 2),
@@ -362,4 +366,5 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     logger.info("benchmark results in %s: %s", out / "results.json", json.dumps(results["figures"]))
+    print(f"{run_text(results)}\nresults: {out / 'results.json'}\n", flush=True)
     return results
