@@ -20,7 +20,7 @@ else:
         redis_port=int(os.environ.get("REDIS_PORT", "6379")),
         kafka_host=os.environ.get("KAFKA_HOST", "127.0.0.1"),
         kafka_port=int(os.environ.get("KAFKA_PORT", "9092")),
-        mongo_host=os.environ.get("MONGO_HOST", "mongodb://root:root@localhost:27017/"),
+        mongo_host=os.environ.get("MONGO_HOST", "mongodb://localhost:27017/"),  # credentials go in MONGO_HOST
     )
 
 app = Skalds(config)

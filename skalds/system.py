@@ -21,7 +21,7 @@ from skalds.controller.monitor import Monitor
 from skalds.core.dispatch import build_policy
 from skalds.errors import OwnershipConflict
 from skalds.node.agent import NodeAgent
-from skalds.reload.declared_tasks import DeclaredTasks
+from skalds.reload.reloader import DeclaredOwner, PoolReloader
 from skalds.service.catalog import ClusterCatalog
 from skalds.service.tasks import ServiceLimits, TaskService
 from skalds.settings import Settings
@@ -71,7 +71,7 @@ class SkaldsSystem:
         self.dispatcher: Dispatcher | None = None
         self.monitor: Monitor | None = None
         self.service: TaskService | None = None
-        self.declared: DeclaredTasks | None = None
+        self.reloader: PoolReloader | None = None
         self.app: Any = None
         self.exit_code = 0
         self._socket: socket.socket | None = None
@@ -128,23 +128,31 @@ class SkaldsSystem:
             self.monitor = Monitor(s.monitor, self.dispatcher, b.bus, b.store, b.live)
             self.monitor.start()
             self.monitor.sweep()  # place what waits since the last run, now rather than in a second
-        if s.mode in DECLARING_MODES and (s.pool_file or s.tasks_file):
-            pinned = s.node.id if s.mode == "edge" else None
-            source = f"edge:{s.node.id}:{s.pool_name}" if pinned else f"yaml:{s.pool_name}"
-            self.declared = DeclaredTasks(
-                self.service,
+        if s.pool_file or s.tasks_file:
+            owner = None
+            if s.mode in DECLARING_MODES:
+                pinned = s.node.id if s.mode == "edge" else None
+                source = f"edge:{s.node.id}:{s.pool_name}" if pinned else f"yaml:{s.pool_name}"
+                owner = DeclaredOwner(self.service, source, pinned)
+            self.reloader = PoolReloader(
+                self.catalog,
                 s.pool_file,
                 s.tasks_file,
-                source=source,
-                pinned_node=pinned,
+                owner=owner,
+                validation=lambda local: ClusterCatalog(local, b.live),
+                on_classes=self.node.classes_changed if self.node is not None else None,
+                on_reloaded=self.node.lease.renew_now if self.node is not None else None,
                 debounce_s=s.reload_debounce_s,
                 watch=s.reload_watch,
             )
-            self.declared.start()
+            if self.node is not None:
+                self.node.files_status = self.reloader.status
+            self.reloader.start()
         if s.mode in CONTROLLER_MODES:
             from skalds.controller.app import create_app
 
-            self.app = create_app(self.service, b.kind, self.declared, max_request_bytes=s.max_request_bytes)
+            here = s.node.id if self.node is not None else "controller"
+            self.app = create_app(self.service, b.kind, self.reloader, here, max_request_bytes=s.max_request_bytes)
 
     def _fatal(self, reason: str) -> None:
         logger.error("stopping: %s", reason)
@@ -183,8 +191,8 @@ class SkaldsSystem:
         """Stop the declared tasks' watcher, drain the node (its tasks handed back), then the
         controller loops, then the backends. Safe to call twice."""
         started = time.perf_counter()
-        if self.declared is not None:
-            self.declared.stop()
+        if self.reloader is not None:
+            self.reloader.stop()
         if self.node is not None:
             self.node.stop()
         if self.monitor is not None:

@@ -47,8 +47,9 @@ def diff(declared: Mapping[str, Declared], existing: Mapping[str, Task]) -> Decl
     """Compare declarations with the stored tasks of the same source.
 
     - declared, not stored → create;
-    - stored and live: class changed → replace (stop, start over); attachments changed →
-      update; nothing changed → nothing (no spurious updates);
+    - stored and live: class changed → replace (stop, start over); the entry's attachments
+      changed since the file last declared them → update; nothing changed → nothing (no
+      spurious updates, and a change made through the API stays);
     - stored and ended: changed → replace (run again with the new declaration); unchanged →
       nothing (a finished task is not resurrected by every restart);
     - stored and live, no longer declared → cancel.
@@ -60,7 +61,8 @@ def diff(declared: Mapping[str, Declared], existing: Mapping[str, Task]) -> Decl
             plan.create.append(want)
             continue
         same_class = have.class_name == want.class_name
-        same_data = have.attachments_dict() == want.attachments
+        baseline = have.declared if have.declared is not None else have.attachments_dict()
+        same_data = baseline == want.attachments
         if have.lifecycle_status.is_terminal:
             if not (same_class and same_data):
                 plan.replace.append(want)

@@ -25,6 +25,8 @@ class NodeInfo:
     #: className -> JSON Schema of its attachments, so a controller that cannot import a
     #: class still validates requests for it.
     schemas: dict[str, Any] = field(default_factory=dict)
+    #: The node's watched pool files with their last reload: ``{path, ok, error, at}``.
+    files: list[dict[str, Any]] = field(default_factory=list)
     instance: str = ""
     pid: int = 0
     host: str = ""

@@ -138,6 +138,10 @@ class Task(BaseModel):
     is_persistent: bool = True
     dependencies: list[str] | None = None
     attachments: Any = Field(default_factory=dict)
+    #: The attachments as a YAML file declared them last (None: not declared by a file). A
+    #: reload changes the task only when the file's entry differs from this, so a PATCH made
+    #: through the API lasts until the entry is edited.
+    declared: dict[str, Any] | None = None
     lifecycle_status: TaskLifecycleStatus = TaskLifecycleStatus.CREATED
     executor: str | None = None
     #: Only this node may run the task (an edge node's declared tasks); None = any node.

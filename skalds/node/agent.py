@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from skalds.config.schema import DEFAULT_CAPACITY, DEFAULTS, default_retry_policy
 from skalds.core.events import NODE_TOPICS, ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent, seed_task_ids
@@ -94,6 +95,8 @@ class NodeAgent:
         self._subscription: Subscription | None = None
         self._started_at = now_ms()
         self._schemas = {entry["className"]: entry["schema"] for entry in catalog.schemas()}
+        #: The node's watched files and their last reload, for its lease (set by whoever watches).
+        self.files_status: Callable[[], list[dict[str, Any]]] = list
         self.records = RecordKeeper(self.id, store, bus, live, self.workers, settings.retry, self._stopping.is_set)
         self.supervisor = Supervisor(settings.supervision, catalog.modules(), self.records, title=f"node {self.id}")
         self.records.supervisor = self.supervisor
@@ -349,6 +352,7 @@ class NodeAgent:
             running=len(self.workers),
             labels=dict(self.settings.labels),
             schemas=self._schemas,
+            files=self.files_status(),
             instance=self.instance,
             pid=os.getpid(),
             host=socket.gethostname(),
@@ -356,6 +360,19 @@ class NodeAgent:
             started_at=self._started_at,
             heartbeat_at=now_ms(),
         )
+
+    def classes_changed(self, changed: list[str], removed: list[str]) -> None:
+        """The catalog took new classes: have the launcher import their modules, advertise
+        them. Running tasks of a removed class go on; none starts any more."""
+        modules = self.catalog.modules(changed)
+        if modules:
+            try:
+                self.supervisor.launcher.preload(modules)
+            except LauncherGone as exc:
+                logger.error("node %s: new classes not loaded in the launcher: %s", self.id, exc)
+        self._schemas = {entry["className"]: entry["schema"] for entry in self.catalog.schemas()}
+        logger.info("node %s classes now %s (changed %s, removed %s)", self.id, self.catalog.names(), changed, removed)
+        self.lease.renew_now()
 
     def _lease_renewed(self, lease: LeaseValid) -> None:
         for handle in self.workers.snapshot().values():

@@ -31,7 +31,7 @@ from typing import Any
 
 from skalds.errors import SkaldsError
 from skalds.utils.proctitle import set_title
-from skalds.worker.protocol import Exited, Launch, Launched, Ready, WorkerSpec
+from skalds.worker.protocol import Exited, Launch, Launched, Preload, Ready, WorkerSpec
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class LauncherClient:
     called by the one thread that watches ``fileno()`` (the supervisor)."""
 
     def __init__(self, preload: list[str], log_level: str = "INFO", title: str = "skalds launcher") -> None:
-        self.preload = preload
+        self.modules = preload
         self.log_level = log_level
         self.title = title
         self._lock = threading.Lock()
@@ -96,7 +96,7 @@ class LauncherClient:
             "-m",
             "skalds.node.launcher",
             str(theirs.fileno()),
-            json.dumps(self.preload),
+            json.dumps(self.modules),
             self.log_level,
             self.title,
         ]
@@ -151,6 +151,21 @@ class LauncherClient:
             pass  # the worker died at once; its exit is reported like any other
         return conn
 
+    def preload(self, modules: list[str]) -> None:
+        """Have the launcher import ``modules`` (new worker classes), so workers forked from
+        now on have them.
+
+        Raises:
+            LauncherGone: the launcher is not running.
+        """
+        with self._lock:
+            if self._sock is None:
+                raise LauncherGone("launcher not running")
+            try:
+                self._sock.send(pickle.dumps(Preload(modules)))
+            except OSError as exc:
+                raise LauncherGone(f"launcher not reachable: {exc}") from exc
+
     def receive(self) -> Ready | Launched | Exited | None:
         """One message from the launcher, or None when it is gone."""
         if self._sock is None:
@@ -186,6 +201,16 @@ def _preload(modules: list[str]) -> None:
 
     for module in modules:
         import_source(module)
+
+
+def _import_new(modules: list[str]) -> None:
+    from skalds.worker.registry import import_source
+
+    for module in modules:
+        try:
+            import_source(module)
+        except BaseException:  # the node checked the import; a failure here is logged, not fatal
+            logger.exception("cannot import worker module %s", module)
 
 
 def _child(sock: socket.socket, selector: selectors.BaseSelector, wake: tuple[int, int], fd: int, title: str) -> None:
@@ -259,7 +284,10 @@ def main(argv: list[str]) -> None:
                     return  # the node closed its end with replies unread
                 if not msg:
                     return  # the node closed its end
-                request: Launch = pickle.loads(msg)
+                request: Launch | Preload = pickle.loads(msg)
+                if isinstance(request, Preload):
+                    _import_new(request.modules)
+                    continue
                 pid = os.fork()
                 if pid == 0:
                     _child(sock, selector, wake, fds[0], request.title)

@@ -14,6 +14,7 @@ each task's attachments against its class's pydantic model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from skalds.core.declared import Declared
-from skalds.errors import ValidationFailed
+from skalds.errors import ConfigError, ValidationFailed
 from skalds.service.catalog import Catalog
 from skalds.service.requests import MAX_PRIORITY, TASK_ID_PATTERN
+from skalds.worker.registry import WorkerCatalog
 
 
 class DeclaredTaskSpec(BaseModel):
@@ -131,8 +133,8 @@ class _Reader:
         return None
 
 
-def load_file(path: Path, model: type[BaseModel], catalog: Catalog, tasks_key: str) -> LoadedFile:
-    """Read and validate one file; return its declared tasks.
+def parse_file(path: Path, model: type[BaseModel], tasks_key: str) -> tuple[dict[str, Any], _Reader]:
+    """Read one file, check its YAML syntax and its format's JSON Schema.
 
     Raises:
         ValidationFailed: the message is ``file:line: field: problem``; ``detail["problem"]``
@@ -145,8 +147,7 @@ def load_file(path: Path, model: type[BaseModel], catalog: Catalog, tasks_key: s
     try:
         reader = _Reader(path, text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise _fail(FileProblem(str(path), f"YAML syntax: {exc.problem}", mark.line + 1 if mark else None)) from exc
+        raise _fail(syntax_problem(path, exc)) from exc
     except yaml.YAMLError as exc:
         raise _fail(FileProblem(str(path), f"YAML syntax: {exc}")) from exc
     data = reader.data if reader.data is not None else {}
@@ -156,6 +157,31 @@ def load_file(path: Path, model: type[BaseModel], catalog: Catalog, tasks_key: s
     if err is not None:
         where = tuple(str(p) for p in err.path)
         raise _fail(FileProblem(str(path), err.message, reader.line_of(where), ".".join(where) or None))
+    return data, reader
+
+
+def pool_classes(path: Path, data: dict[str, Any], reader: _Reader, base: WorkerCatalog) -> WorkerCatalog:
+    """The catalog the pool file's ``classes:`` make (each new or changed path imported now).
+
+    Raises:
+        ValidationFailed: a path does not load, at the line of its class.
+    """
+    try:
+        return base.with_classes({str(k): str(v) for k, v in (data.get("classes") or {}).items()})
+    except ConfigError as exc:
+        name = str(exc.detail.get("class_name", ""))
+        where = ("classes", name)
+        raise _fail(FileProblem(str(path), exc.message, reader.line_of(where), ".".join(where))) from exc
+
+
+def declared_tasks(
+    path: Path, data: dict[str, Any], reader: _Reader, catalog: Catalog, tasks_key: str
+) -> dict[str, Declared]:
+    """The tasks a parsed file declares, each one's attachments validated by its class.
+
+    Raises:
+        ValidationFailed: an unknown class or attachments that do not fit, at their line.
+    """
     tasks: dict[str, Declared] = {}
     for task_id, spec_data in (data.get(tasks_key) or {}).items():
         spec = DeclaredTaskSpec.model_validate(spec_data)
@@ -179,24 +205,70 @@ def load_file(path: Path, model: type[BaseModel], catalog: Catalog, tasks_key: s
                 FileProblem(str(path), first.get("message", exc.message), reader.line_of(where), ".".join(where))
             ) from exc
         tasks[str(task_id)] = Declared(str(task_id), spec.class_name, attachments, spec.priority, spec.name)
-    return LoadedFile(path, data, tasks)
+    return tasks
+
+
+def load_file(path: Path, model: type[BaseModel], catalog: Catalog, tasks_key: str) -> LoadedFile:
+    """Read and validate one file against ``catalog``; return its declared tasks.
+
+    Raises:
+        ValidationFailed: the message is ``file:line: field: problem``.
+    """
+    data, reader = parse_file(path, model, tasks_key)
+    return LoadedFile(path, data, declared_tasks(path, data, reader, catalog, tasks_key))
+
+
+def syntax_problem(path: Path, exc: yaml.MarkedYAMLError) -> FileProblem:
+    """A YAML syntax error at the line the mistake is on. For something left open (a quote,
+    a bracket) that is where it opens, not where the parser gave up; otherwise it is where
+    the parser stopped."""
+    problem, context = exc.problem_mark, exc.context_mark
+    opened = context is not None and exc.context and ("scanning" in exc.context or "flow" in exc.context)
+    mark = context if opened else problem
+    message = f"YAML syntax: {exc.problem}"
+    if opened and context is not None and problem is not None and problem.line != context.line:
+        message += f" ({exc.context} that starts here; noticed on line {problem.line + 1})"
+    return FileProblem(str(path), message, mark.line + 1 if mark is not None else None)
 
 
 def _fail(problem: FileProblem) -> ValidationFailed:
     return ValidationFailed(str(problem), problem=problem)
 
 
-def load_declarations(pool_file: Path | None, tasks_file: Path | None, catalog: Catalog) -> dict[str, Declared]:
-    """Every task the pool file and the seed tasks file declare, validated.
+@dataclass
+class PoolView:
+    """What a pool's files say: the classes (as a catalog, loaded) and the declared tasks."""
+
+    catalog: WorkerCatalog
+    tasks: dict[str, Declared] = field(default_factory=dict)
+
+
+def load_pool(
+    pool_file: Path | None,
+    tasks_file: Path | None,
+    base: WorkerCatalog,
+    validation: Callable[[WorkerCatalog], Catalog],
+    *,
+    with_tasks: bool = True,
+) -> PoolView:
+    """Read, validate and load everything the pool file and the seed tasks file say: the
+    classes first (against ``base``: new and changed paths are imported), then each declared
+    task against ``validation(classes)``. Nothing is applied.
 
     Raises:
-        ValidationFailed: one of the files is bad, or both declare the same id.
+        ValidationFailed: one of the files is bad (the first problem, at its line), or both
+            declare the same id.
     """
+    catalog = base
     declared: dict[str, Declared] = {}
     if pool_file is not None:
-        declared.update(load_file(pool_file, WorkerPoolFile, catalog, "tasks").tasks)
-    if tasks_file is not None:
-        for task_id, task in load_file(tasks_file, TaskWorkersFile, catalog, "TaskWorkers").tasks.items():
+        data, reader = parse_file(pool_file, WorkerPoolFile, "tasks")
+        catalog = pool_classes(pool_file, data, reader, base)
+        if with_tasks:
+            declared.update(declared_tasks(pool_file, data, reader, validation(catalog), "tasks"))
+    if tasks_file is not None and with_tasks:
+        data, reader = parse_file(tasks_file, TaskWorkersFile, "TaskWorkers")
+        for task_id, task in declared_tasks(tasks_file, data, reader, validation(catalog), "TaskWorkers").items():
             if task_id in declared:
                 raise _fail(
                     FileProblem(
@@ -206,4 +278,4 @@ def load_declarations(pool_file: Path | None, tasks_file: Path | None, catalog: 
                     )
                 )
             declared[task_id] = task
-    return declared
+    return PoolView(catalog, declared)

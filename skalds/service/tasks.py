@@ -60,10 +60,17 @@ class TaskService:
 
     # ---- create and read -----------------------------------------------------------
     def create(
-        self, request: CreateTaskRequest, source: str = "api", pinned_node: str | None = None, **fields: Any
+        self,
+        request: CreateTaskRequest,
+        source: str = "api",
+        pinned_node: str | None = None,
+        *,
+        declared: bool = False,
+        **fields: Any,
     ) -> Task:
         """Validate and store a task, then ask for it to be placed (on ``pinned_node`` only,
-        when given). ``fields`` sets further task fields (``mode``, ``executor``...).
+        when given). ``declared``: a YAML file declares it (its attachments are the file's
+        baseline); ``fields`` sets further task fields (``mode``, ``executor``...).
 
         Raises:
             UnknownWorkerClass, ValidationFailed: bad class or attachments (nothing stored).
@@ -81,6 +88,7 @@ class TaskService:
             attachments=data,
             priority=request.priority,
             pinned_node=pinned_node,
+            declared=data if declared else None,
             **fields,
         )
         self.store.create(task)
@@ -125,10 +133,12 @@ class TaskService:
         return out
 
     # ---- change --------------------------------------------------------------------
-    def update_attachments(self, task_id: str, patch: dict[str, Any], *, merge: bool = True) -> Task:
+    def update_attachments(
+        self, task_id: str, patch: dict[str, Any], *, merge: bool = True, declared: bool = False
+    ) -> Task:
         """Merge ``patch`` into the attachments (or, with ``merge=False``, replace them),
         validate the result, store it as the next ``desiredVersion`` and send it to the
-        running worker.
+        running worker. ``declared``: the update comes from the task's YAML entry.
 
         Raises:
             TaskNotFound, InvalidTransition (task ended), ValidationFailed (merged result
@@ -147,8 +157,11 @@ class TaskService:
             data = self.catalog.normalize(task.class_name, merged)
             check_storable(data, ("attachments",))
             version = task.desired_version + 1
+            changes: dict[str, Any] = {"attachments": data, "desired_version": version}
+            if declared:
+                changes["declared"] = data
             try:
-                written = self.store.apply(plan(task, Action.UPDATE, attachments=data, desired_version=version))
+                written = self.store.apply(plan(task, Action.UPDATE, **changes))
             except StaleWrite:
                 continue
             carried = data if len(json.dumps(data)) <= self.limits.max_event_bytes else None
@@ -157,7 +170,9 @@ class TaskService:
             return written
         raise StaleWrite(f"task {task_id!r} kept changing; update not applied", task_id=task_id)
 
-    def replace(self, request: CreateTaskRequest, pinned_node: str | None = None, **fields: Any) -> Task:
+    def replace(
+        self, request: CreateTaskRequest, pinned_node: str | None = None, *, declared: bool = False, **fields: Any
+    ) -> Task:
         """Start a task over with a new class and attachments (a declaration changed its
         class, or changed a task that had ended): the old worker is stopped, the task goes
         back to Created at a new epoch and is placed again.
@@ -178,6 +193,7 @@ class TaskService:
             priority=request.priority,
             name=request.name,
             pinned_node=pinned_node,
+            declared=data if declared else None,
             **fields,
         )
         if not old.lifecycle_status.is_terminal:

@@ -42,6 +42,13 @@ class Launch:
 
 
 @dataclass(frozen=True, slots=True)
+class Preload:
+    """Import these modules now (a pool's ``classes:`` gained them), so forks have them."""
+
+    modules: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Ready:
     """The launcher has imported the worker modules."""
 

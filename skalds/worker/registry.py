@@ -45,6 +45,11 @@ def import_source(module: str) -> Any:
     return namespace
 
 
+def module_of(path: str) -> str:
+    """The module (or script file) of a class path ``module:Class`` or ``module.Class``."""
+    return path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
+
+
 def load_class(path: str) -> type[BaseTaskWorker[Any]]:
     """Import a worker class from ``module:Class``, ``module.Class`` or ``file.py:Class``.
 
@@ -69,8 +74,39 @@ class WorkerCatalog:
     def __init__(self, classes: Mapping[str, str] | None = None) -> None:
         self._paths: dict[str, str] = {}
         self._classes: dict[str, type[BaseTaskWorker[Any]]] = {}
+        self._from_code: set[str] = set()  # registered from code, not from a pool file
         for name, path in (classes or {}).items():
             self.add_path(name, path)
+
+    def with_classes(self, classes: Mapping[str, str]) -> WorkerCatalog:
+        """A new catalog with these pool classes (each loaded now) and the classes this one
+        had registered from code.
+
+        Raises:
+            ConfigError: a path does not load; ``detail["class_name"]`` names its class.
+        """
+        other = WorkerCatalog()
+        for name in self._from_code:
+            other.register(self._classes[name], name)
+        for name, path in classes.items():
+            if name in other._from_code:
+                continue
+            if self._paths.get(name) == path:  # unchanged: no import needed
+                other._paths[name], other._classes[name] = path, self._classes[name]
+                continue
+            try:
+                other.add_path(name, path)
+            except ConfigError as exc:
+                raise ConfigError(exc.message, class_name=name, path=path) from exc
+        return other
+
+    def adopt(self, other: WorkerCatalog) -> tuple[list[str], list[str]]:
+        """Take ``other``'s classes in place (everyone holding this catalog sees them).
+        Returns the class names added or changed, and those removed."""
+        changed = sorted(n for n, p in other._paths.items() if self._paths.get(n) != p)
+        removed = sorted(set(self._paths) - set(other._paths))
+        self._paths, self._classes, self._from_code = dict(other._paths), dict(other._classes), set(other._from_code)
+        return changed, removed
 
     def add_path(self, name: str, path: str) -> None:
         """Know class ``name`` by its import path (loaded now, so config errors show early)."""
@@ -84,6 +120,7 @@ class WorkerCatalog:
         name = name or cls.__name__
         self._paths[name] = class_path(cls)
         self._classes[name] = cls
+        self._from_code.add(name)
 
     def names(self) -> list[str]:
         """Known class names, sorted."""
@@ -98,9 +135,10 @@ class WorkerCatalog:
         self.get(name)
         return self._paths[name]
 
-    def modules(self) -> list[str]:
-        """The modules (or script files) the classes live in, for preloading."""
-        return sorted({p.partition(":")[0] if ":" in p else p.rpartition(".")[0] for p in self._paths.values()})
+    def modules(self, names: list[str] | None = None) -> list[str]:
+        """The modules (or script files) the classes (all, or ``names``) live in, for preloading."""
+        paths = self._paths.values() if names is None else [self._paths[n] for n in names if n in self._paths]
+        return sorted({module_of(p) for p in paths})
 
     def get(self, name: str) -> type[BaseTaskWorker[Any]]:
         """The class called ``name``.

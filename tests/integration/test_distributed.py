@@ -219,6 +219,11 @@ def test_an_edit_of_the_controllers_pool_file_reaches_a_worker_on_a_node_process
         lambda: api.get("/api/tasks/declared-1").json()["appliedVersion"] == 1, timeout_s=20, message="appliedVersion"
     )
     assert api.get("/api/system/config").json()["lastReload"]["ok"]
+    wanted = {("controller", str(pool.resolve()), True), ("node-a", str(cluster.pool.resolve()), True)}
+    wait_until(
+        lambda: {(f["node"], f["path"], f["ok"]) for f in api.get("/api/system/config").json()["files"]} == wanted,
+        message="the controller shows the node's watched file too",
+    )
 
 
 def test_a_task_that_ends_while_mongodb_is_down_is_recorded_when_it_is_back(cluster: Cluster, tmp_path: Path) -> None:

@@ -137,8 +137,8 @@ def test_a_bad_edit_is_rejected_whole_and_the_next_good_save_applies(pool: Pool,
     if line:
         assert error["line"] == line
     assert error["line"] is not None
-    files = api.get("/api/system/config").json()["files"]
-    assert files == [{"path": str(pool.path), "ok": False, "error": error}]
+    (file,) = api.get("/api/system/config").json()["files"]
+    assert (file["node"], file["path"], file["ok"], file["error"]) == ("test-node", str(pool.path), False, error)
     assert running(api, "cam-1") and not pool.events("cam-1", "update")
     assert task(api, "cam-1")["attachments"]["level"] == 1
 
@@ -237,3 +237,56 @@ def test_the_seed_tasks_file_format_declares_tasks(tmp_path: Path) -> None:
         wait_until(lambda: [e for e in read(journal) if e["event"] == "update" and e["level"] == 8], message="updated")
     finally:
         s.stop()
+
+
+def test_a_classes_edit_is_checked_and_applied_like_a_task_edit(
+    pool: Pool, api: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    wait_until(lambda: running(api, "cam-1"), message="running")
+    good = yaml.safe_load(pool.path.read_text())
+    broken = {**good, "classes": {**good["classes"], "Camera": "skalds.workers.nope:Camera"}}
+    pool.path.write_text(yaml.safe_dump(broken, sort_keys=False))
+    error = wait_until(lambda: last_reload(api)["error"], message="classes edit rejected")
+    assert error["field"] == "classes.Camera" and "cannot load worker class" in error["message"]
+    lines = pool.path.read_text().splitlines()
+    assert lines[error["line"] - 1].strip().startswith("Camera:"), "the line of the class"
+    assert "Camera" not in [w["className"] for w in api.get("/api/workers").json()]
+
+    renamed = {**good, "classes": {**good["classes"], "Camera": "skalds.workers.camera:CameraWorker"}}
+    renamed["classes"].pop("AlwaysFailWorker")
+    with caplog.at_level("INFO", logger="skalds.reload.reloader"):
+        pool.path.write_text(yaml.safe_dump(renamed, sort_keys=False))
+        wait_until(lambda: last_reload(api)["ok"], message="good again")
+    assert any("good again" in r.message for r in caplog.records)
+    assert last_reload(api)["applied"]["classesChanged"] == ["Camera"]
+    wait_until(
+        lambda: (
+            {w["className"] for w in api.get("/api/workers").json()} >= {"Camera"}
+            and "AlwaysFailWorker" not in {w["className"] for w in api.get("/api/workers").json()}
+        ),
+        message="the node advertises its new classes",
+    )
+    body = {"id": "cam-new", "className": "Camera", "attachments": {"rtspUrl": "synthetic://x?fps=5", "fixFrame": 1}}
+    assert api.post("/api/tasks", json=body).status_code == 201
+    wait_until(lambda: running(api, "cam-new"), message="a task of the new class runs (the launcher imported it)")
+    assert api.post("/api/tasks", json={"className": "AlwaysFailWorker"}).status_code == 422
+
+
+def test_an_api_patch_of_a_declared_task_lasts_until_its_yaml_entry_changes(pool: Pool, tmp_path: Path) -> None:
+    system = make_system(tmp_path / "data", pool=pool.path).start()
+    api = TestClient(system.app)
+    try:
+        wait_until(lambda: running(api, "cam-1"), message="running")
+        assert api.patch("/api/tasks/cam-1/attachments", json={"attachments": {"level": 42}}).status_code == 200
+    finally:
+        system.stop()
+    system = make_system(tmp_path / "data", pool=pool.path).start()
+    api = TestClient(system.app)
+    try:
+        wait_until(lambda: running(api, "cam-1"), message="running again")
+        assert task(api, "cam-1")["attachments"]["level"] == 42, "a restart does not undo the API's edit"
+        pool.declare("cam-1", level=7)
+        pool.save()
+        wait_until(lambda: task(api, "cam-1")["attachments"]["level"] == 7, message="the YAML's edit wins now")
+    finally:
+        system.stop()

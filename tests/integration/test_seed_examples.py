@@ -130,7 +130,55 @@ def test_seed_node_and_edge_apps_join_a_distributed_cluster(tmp_path: Path) -> N
         )
         api.post("/api/tasks/to-node/cancel")
         wait_until(lambda: "Fix Frame: 5" in node.text(), timeout_s=10, message="node app worker logged")
+
+        # the seed's script way: TaskRepository.create_task + a TaskEvent through KafkaProxy
+        created = subprocess.run(
+            [sys.executable, str(EXAMPLES / "create_task.py"), "from-script"],
+            cwd=EXAMPLES,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert created.returncode == 0 and "created from-script" in created.stdout, created.stderr
+        wait_until(
+            lambda: api.get("/api/tasks/from-script").json().get("lifecycleStatus") == "Running",
+            timeout_s=30,
+            message="the script's task runs",
+        )
+        assert api.get("/api/tasks/from-script").json()["source"] == "TestingScript"
     finally:
         for script in (node, edge):
             script.stop()
         controller.kill()
+
+
+def test_the_seed_tasks_file_runs_with_the_demo_pool_as_shipped(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "skalds",
+            f"controller.port={port}",
+            f"workers.tasks_file={EXAMPLES / 'all_workers.yml'}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+        def status(task_id: str) -> str | None:
+            try:
+                return http.get(f"/api/tasks/{task_id}").json().get("lifecycleStatus")
+            except httpx.TransportError:
+                return None
+
+        wait_until(lambda: status("TaskWorker1") == "Running", timeout_s=60, message="TaskWorker1 runs")
+        wait_until(lambda: status("TaskWorker2") in ("Running", "Finished"), timeout_s=30, message="ComplexWorker runs")
+        assert status("demo-camera") == "Running", "the pool's own declared task too"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0

@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from skalds.errors import BackendUnavailable
+
 router = APIRouter(prefix="/api", tags=["system"])
 
 
@@ -37,21 +39,20 @@ def health(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/system/config", summary="Declared tasks: the last reload of the pool files")
+@router.get("/system/config", summary="Watched pool files of every process, with their last reload")
 def config_status(request: Request) -> dict[str, Any]:
-    """Which files declare tasks here, and the result of their last reload: what was
-    created/updated/replaced/cancelled, or why the edit was rejected (file, line, field)."""
-    declared = request.app.state.skalds.declared
-    if declared is None:
-        return {"files": [], "lastReload": None}
-    last = declared.last.to_dict() if declared.last else None
-    error = last["error"] if last else None
-    files = [
-        {
-            "path": str(p),
-            "ok": not (error and error["file"] == str(p)),
-            "error": error if error and error["file"] == str(p) else None,
-        }
-        for p in declared.files
-    ]
-    return {"source": declared.source, "files": files, "lastReload": last}
+    """Every worker pool file a process of the cluster watches (this one's and each live
+    node's and edge's), with the result of its last reload: what was applied, or why the
+    edit was rejected (file, line, field)."""
+    state = request.app.state.skalds
+    reloader = state.reloader
+    files = [{"node": state.here, **f} for f in (reloader.status() if reloader else [])]
+    try:
+        nodes = state.tasks.live.nodes()
+    except BackendUnavailable:
+        nodes = []
+    for node in sorted(nodes, key=lambda n: n.id):
+        if node.id != state.here:
+            files += [{"node": node.id, **f} for f in node.files]
+    last = reloader.last.to_dict() if reloader and reloader.last else None
+    return {"source": reloader.source if reloader else None, "files": files, "lastReload": last}
