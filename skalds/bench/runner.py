@@ -57,7 +57,8 @@ class BenchSettings:
     @classmethod
     def from_config(cls, cfg: DictConfig) -> BenchSettings:
         values = OmegaConf.to_container(cfg.get("bench") or {}, resolve=True)
-        assert isinstance(values, dict)
+        if not isinstance(values, dict):
+            raise ConfigError("bench: must be a mapping (conf/mode/bench.yaml)", key="bench")
         bench = settings_from(cls, {str(k): v for k, v in values.items()}, "bench", "conf/mode/bench.yaml")
         if bench.tasks < 1 or bench.samples < 1:
             raise ConfigError("bench.tasks and bench.samples: must be >= 1", key="bench.tasks")
@@ -169,7 +170,8 @@ class Bench:
         progress = Progress("updates by saving YAML", self.bench.samples)
         # The declared task may have started before the recorder listened: ask the store.
         service = self.system.service
-        assert service is not None
+        if service is None:
+            raise RuntimeError("the benchmark's system has no task service")
         self.recorder.wait(
             lambda: service.get("bench-yaml").lifecycle_status.value == "Running",
             self.bench.timeout_s,

@@ -18,10 +18,12 @@ class BenchModel(BaseModel):
 class BenchWorker(BaseTaskWorker[BenchModel]):
     """Runs until cancelled; applies updates by storing the value."""
 
+    def initialize(self, data: BenchModel) -> None:
+        self.data, self.tick_s = data, data.tick_s
+
     @run_main_handler
     def main(self) -> None:
-        assert self.data is not None
-        while self.wait_if_paused() and self.sleep(self.data.tick_s):
+        while self.wait_if_paused() and self.sleep(self.tick_s):
             pass
 
     @update_event_handler
