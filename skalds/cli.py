@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from skalds.config.env import load_dotenv
 from skalds.config.paths import config_dir
-from skalds.errors import SkaldsError
+from skalds.errors import ConfigError, SkaldsError
 from skalds.utils.logging import configure_logging
 
 logger = logging.getLogger("skalds")
@@ -51,26 +50,11 @@ def _run(cfg: DictConfig) -> None:
         sys.exit(system.exit_code)
 
 
-def load_dotenv(path: Path = Path(".env")) -> None:
-    """Put ``KEY=VALUE`` lines of a ``.env`` file into the environment (``${oc.env:...}`` in
-    ``conf/`` reads them). Variables already set win; ``#`` starts a comment."""
-    if not path.is_file():
-        return
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.removeprefix("export ").partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise SystemExit(f"skalds: {path}:{number}: expected KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        os.environ.setdefault(key.strip(), value)
-
-
 def main() -> None:
     """Compose ``conf/`` with the command line's overrides and run the selected mode."""
-    load_dotenv()
+    try:
+        load_dotenv()
+    except ConfigError as exc:
+        raise SystemExit(f"skalds: {exc}") from None
     # Hydra resolves the config path against this file; an absolute path works from any cwd.
     hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(_run)()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from skalds.backends.factory import build_backends
-from skalds.cli import load_dotenv
+from skalds.config.env import load_dotenv
 from skalds.errors import ConfigError
 from skalds.settings import load_settings
 from skalds.testing import compose_config
