@@ -13,6 +13,7 @@ __version__ = "0.4.0"
 
 __all__ = [
     "BaseTaskWorker",
+    "Skald",
     "SkaldConfig",
     "Skalds",
     "SkaldsError",
@@ -23,6 +24,7 @@ __all__ = [
 
 _EXPORTS = {
     "BaseTaskWorker": "skalds.worker.baseclass",
+    "Skald": "skalds.app",
     "SkaldConfig": "skalds.config.skald_config",
     "Skalds": "skalds.app",
     "SkaldsError": "skalds.errors",

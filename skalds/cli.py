@@ -16,6 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from skalds import __version__
+from skalds.config.env import load_dotenv
 from skalds.config.paths import config_dir
 from skalds.errors import SkaldsError
 from skalds.utils.logging import configure_logging
@@ -91,9 +92,7 @@ def check_arguments(args: list[str]) -> str | None:
 
 def main() -> None:
     """Compose ``conf/`` with the command line's overrides and run the selected mode."""
-    from dotenv import load_dotenv
-
-    load_dotenv(Path.cwd() / ".env", override=False)  # the seed's variables (KAFKA_HOST, ...)
+    load_dotenv()  # the seed's variables (KAFKA_HOST, ...) from ./.env; the environment wins
     args = sys.argv[1:]
     if "--version" in args or "-V" in args:
         print(f"skalds {__version__}")

@@ -187,6 +187,21 @@ class SkaldsSystem:
         else:
             self._stopped.wait()
 
+    def run(self) -> int:
+        """Start with the API's port bound, serve until SIGINT/SIGTERM, stop. Call from the
+        main thread. Returns the exit code (:data:`EXIT_TAKEN_OVER` after a takeover, else 0).
+
+        Raises:
+            OwnershipConflict, ConfigError, BackendUnavailable: as :meth:`start` raises them.
+        """
+        self.catch_signals()
+        self.start(serve_http=True)
+        try:
+            self.serve()
+        finally:
+            self.stop()
+        return self.exit_code
+
     def stop(self) -> None:
         """Stop the declared tasks' watcher, drain the node (its tasks handed back), then the
         controller loops, then the backends. Safe to call twice."""

@@ -1,55 +1,62 @@
 """``SkaldConfig``: the seed's way to configure a Skald from code.
 
-It maps onto the same Hydra config as the command line: each field becomes an override of
-``conf/``. Without any host the embedded backends are used, so a script runs the whole
-system on one machine.
+It maps onto the same Hydra config as the command line (see
+:class:`~skalds.config.cluster_config.ClusterConfig`): every argument of the seed's
+``SkaldConfig`` is accepted, a missing one is read from the seed's environment variable, and
+without any host the embedded backends are used, so a script runs the whole system on one
+machine.
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from skalds.config._enum import SkaldEnvEnum, SkaldModeEnum
+from skalds.config.cluster_config import ClusterConfig
+from skalds.config.systemconfig import process_skald_id
 
 
-class SkaldConfig(BaseModel):
-    """Settings of one Skald, by the seed's names."""
+class SkaldConfig(ClusterConfig):
+    """Settings of one Skald, by the seed's names (plus a few of Skalds' own)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    skald_mode: str = Field("node", description='"node" (runs assigned tasks) or "edge" (runs its YAML\'s tasks)')
-    skald_id: str | None = Field(None, description="Stable node id (default: host name)")
+    skald_id: str = Field(
+        default_factory=process_skald_id,
+        description="Node id (default: SKALD_ID, else 'skalds-' + 5 hex digits drawn once per process)",
+    )
+    skald_env: SkaldEnvEnum = Field(
+        SkaldEnvEnum.DEV, description="Accepted for the seed's scripts; no effect in Skalds"
+    )
+    skald_mode: SkaldModeEnum = Field(
+        SkaldModeEnum.NODE,
+        description='"node" (runs assigned tasks), "edge" (runs its YAML\'s tasks) or "single_process" '
+        "(accepted; runs as a node until its own runtime lands)",
+    )
     yaml_file: str | None = Field(None, description="Declared tasks (seed all_workers.yml format), edge mode")
-    log_split_with_worker_id: bool = Field(False, description="Tag every log line with the worker's task id")
-    log_level: str = "INFO"
-    capacity: int = Field(16, ge=1)
-    redis_host: str | None = None
-    redis_port: int = 6379
-    redis_password: str | None = None
-    kafka_host: str | None = None
-    kafka_port: int = 9092
-    kafka_username: str | None = None
-    kafka_password: str | None = None
-    mongo_host: str | None = None
-    db_name: str = Field(default_factory=lambda: os.environ.get("DB_NAME", "skalds"))
-    data_dir: str = "./.skalds"
-    controller_host: str = "127.0.0.1"
-    controller_port: int = 8000
-
-    @property
-    def distributed(self) -> bool:
-        """True when any server is named: then all three backends are the real ones."""
-        return any((self.redis_host, self.kafka_host, self.mongo_host))
+    task_worker_retry: int = Field(
+        -1, ge=-1, description="Retries after a lost worker or node (node.max_retries); -1: conf's default"
+    )
+    capacity: int = Field(16, ge=1, description="Worker processes this Skald runs at once (Skalds only)")
+    controller_host: str = Field("127.0.0.1", description="Embedded backends: where the REST API listens")
+    controller_port: int = Field(8000, description="Embedded backends: the REST API's port")
 
     def overrides(self) -> list[str]:
-        """The Hydra overrides this config stands for."""
-        out = [
-            f"log_level={self.log_level}",
-            f"node.capacity={self.capacity}",
-            f"data_dir={self.data_dir}",
-            f"controller.host={self.controller_host}",
-            f"controller.port={self.controller_port}",
-        ]
-        if self.skald_id:
-            out.append(f"node.id={self.skald_id}")
-        return out
+        """A node or edge on the real servers; on the embedded backends controller + node
+        (standalone), as nothing else could hand this Skald tasks."""
+        if not self.distributed:
+            return super().overrides()
+        return [*super().overrides(), f"+mode={'edge' if self.skald_mode == SkaldModeEnum.EDGE else 'node'}"]
+
+    def conf_values(self) -> dict[str, Any]:
+        """The node's keys, on top of the servers and logging."""
+        values = {
+            **super().conf_values(),
+            "node.id": self.skald_id,
+            "node.capacity": self.capacity,
+            "controller.host": self.controller_host,
+            "controller.port": self.controller_port,
+        }
+        if self.task_worker_retry >= 0:
+            values["node.max_retries"] = self.task_worker_retry
+        return values

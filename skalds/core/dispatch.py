@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import itertools
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,7 +85,19 @@ class BinPack(DispatchPolicy):
         return min(pool, key=lambda c: (c.free, c.node.id))
 
 
-POLICIES: dict[str, type[DispatchPolicy]] = {p.name: p for p in (LeastLoaded, RoundRobin, BinPack)}
+class Random(DispatchPolicy):
+    """Any eligible node, uniformly (the seed's RANDOM strategy)."""
+
+    name = "random"
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._rng = random.Random(seed)
+
+    def pick(self, task: Task, pool: list[Candidate]) -> Candidate:
+        return self._rng.choice(sorted(pool, key=lambda c: c.node.id))
+
+
+POLICIES: dict[str, type[DispatchPolicy]] = {p.name: p for p in (LeastLoaded, RoundRobin, BinPack, Random)}
 
 
 def build_policy(name: str) -> DispatchPolicy:

@@ -1,5 +1,5 @@
-"""Seed path: ``from skalds.model.event import TaskEvent``."""
+"""Seed path: ``from skalds.model.event import TaskEvent, UpdateTaskWorkerEvent``."""
 
-from skalds.core.events import ControlEvent, StatusEvent, TaskEvent, UpdateEvent
+from skalds.core.events import ControlEvent, StatusEvent, TaskEvent, UpdateEvent, UpdateTaskWorkerEvent
 
-__all__ = ["ControlEvent", "StatusEvent", "TaskEvent", "UpdateEvent"]
+__all__ = ["ControlEvent", "StatusEvent", "TaskEvent", "UpdateEvent", "UpdateTaskWorkerEvent"]

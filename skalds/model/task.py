@@ -1,5 +1,67 @@
-"""Seed path: ``from skalds.model.task import Task``."""
+"""Seed path: ``from skalds.model.task import Task, ModeEnum, TaskWorkerSimpleMapList``.
 
-from skalds.core.task import Task, TaskError, TaskLifecycleStatus
+``Task``, ``TaskLifecycleStatus`` and ``ModeEnum`` (Skalds' ``TaskMode``) are Skalds' own. The
+two ``TaskWorkerSimpleMap`` models are the seed's record of the tasks one Skald runs (it kept
+them as JSON under ``skalds:{id}:all-task``); Skalds does not use them, scripts may.
+"""
 
-__all__ = ["Task", "TaskError", "TaskLifecycleStatus"]
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from skalds.core.task import Task, TaskError, TaskLifecycleStatus, now_ms
+from skalds.core.task import TaskMode as ModeEnum
+
+__all__ = ["ModeEnum", "Task", "TaskError", "TaskLifecycleStatus", "TaskWorkerSimpleMap", "TaskWorkerSimpleMapList"]
+
+
+class TaskWorkerSimpleMap(BaseModel):
+    """One running task: its id and worker class name (``className`` in JSON)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    class_name: str = Field(alias="className")
+
+
+class TaskWorkerSimpleMapList(BaseModel):
+    """The tasks one Skald runs, the ids among them, and when the list last changed (epoch ms).
+    Dumped without aliases, as the seed stored it (``{"tasks": [{"id", "class_name"}],
+    "existed_task_ids": [...], "timestamp": ms}``)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    tasks: list[TaskWorkerSimpleMap] = Field(default_factory=list)
+    existed_task_ids: list[str] = Field(default_factory=list, alias="existedTaskIds")
+    timestamp: int = Field(default_factory=now_ms)
+
+    def update_timestamp(self) -> None:
+        """Set ``timestamp`` to now."""
+        self.timestamp = now_ms()
+
+    def push(self, task_id: str, class_name: str) -> None:
+        """Add a task unless one with that id is there already."""
+        if any(task.id == task_id for task in self.tasks):
+            return
+        self.tasks.append(TaskWorkerSimpleMap(id=task_id, class_name=class_name))
+        self.existed_task_ids.append(task_id)
+        self.update_timestamp()
+
+    def pop_by_task_id(self, task_id: str) -> None:
+        """Remove the task with that id (nothing if there is none)."""
+        self.tasks = [task for task in self.tasks if task.id != task_id]
+        self.existed_task_ids = [i for i in self.existed_task_ids if i != task_id]
+        self.update_timestamp()
+
+    def clear(self) -> None:
+        """Remove every task."""
+        self.tasks = []
+        self.existed_task_ids = []
+        self.update_timestamp()
+
+    def keep_specify_tasks(self, task_ids: list[str]) -> None:
+        """Keep only the tasks whose ids are in ``task_ids``."""
+        keep = set(task_ids)
+        self.tasks = [task for task in self.tasks if task.id in keep]
+        self.existed_task_ids = [i for i in self.existed_task_ids if i in keep]
+        self.update_timestamp()

@@ -1,4 +1,4 @@
-"""Seed path ``skalds.proxy.kafka``: ``KafkaTopic``, ``KafkaConfig``, ``KafkaProxy``.
+"""Seed path ``skalds.proxy.kafka``: ``KafkaTopic``, ``KafkaConfig``, ``KafkaProxy``, ``KafkaAdmin``.
 
 ``KafkaProxy.produce(topic, key, value)`` publishes through the same ``KafkaEventBus`` Skalds
 uses, so an event a seed script produces (``TaskEvent(...).model_dump_json()`` on
@@ -7,6 +7,7 @@ uses, so an event a seed script produces (``TaskEvent(...).model_dump_json()`` o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -94,3 +95,44 @@ class KafkaProxy:
     def close(self) -> None:
         """Flush and close the producer."""
         self.bus.close()
+
+
+class KafkaAdmin:
+    """Create and delete topics (the seed's ``KafkaAdmin``), through the topic registry the
+    event bus uses; topic names get ``KafkaConfig.topic_prefix`` as the bus's do. Skalds creates
+    the topics it needs by itself, so scripts need this only for topics of their own."""
+
+    def __init__(self, kafka_config: KafkaConfig | None = None) -> None:
+        from skalds.backends.kafka import TopicRegistry
+
+        self.config = kafka_config or KafkaConfig()
+        self.host, self.port = self.config.host, self.config.port
+        self._settings = self.config.settings()
+        self._registry = TopicRegistry(self._settings)
+
+    def create_topic(self, topic_name: str, partitions: int = 6, replication_factor: int | None = None) -> None:
+        """Create a topic unless it exists (the seed's defaults: 6 partitions, replicas from
+        ``KAFKA_REPLICATION_FACTOR``, else 3). Blocks up to ~10 s.
+
+        Raises:
+            ConfigError: an illegal topic name, or partitions / replicas below 1.
+            BackendUnavailable: the broker cannot be reached or refused.
+        """
+        from skalds.backends.kafka import TopicRegistry
+        from skalds.config.systemconfig import SystemConfig
+
+        replicas = replication_factor if replication_factor is not None else SystemConfig.KAFKA_REPLICATION_FACTOR
+        settings = dataclasses.replace(self._settings, partitions=partitions, replication_factor=replicas)
+        registry = TopicRegistry(settings)
+        registry.ensure([registry.full_name(topic_name)])
+
+    def delete_topic(self, topic_name: str) -> None:
+        """Delete a topic (no error if there is none). Blocks up to ~10 s.
+
+        Raises:
+            BackendUnavailable: the broker cannot be reached or refused.
+        """
+        self._registry.delete([self._registry.full_name(topic_name)])
+
+    def disconnect(self) -> None:
+        """Kept for the seed's scripts: the admin client holds no connection to close."""

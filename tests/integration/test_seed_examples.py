@@ -23,11 +23,11 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 class Script:
     """An example script run as a process, its output in a log file."""
 
-    def __init__(self, name: str, cwd: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, cwd: Path, env: dict[str, str], argv: list[str] | None = None) -> None:
         self.log = cwd / f"{name}.log"
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, str(EXAMPLES / name)],
+                argv or [sys.executable, str(EXAMPLES / name)],
                 cwd=cwd,
                 env={**os.environ, **env},
                 stdout=out,
@@ -49,6 +49,25 @@ class Script:
                 self.proc.wait()
 
 
+#: Unsets the servers a developer's shell may name: an empty variable means "not set".
+UNSET_SERVERS = {"KAFKA_HOST": "", "REDIS_HOST": "", "MONGO_HOST": ""}
+
+
+def wait_for_api(script: Script, port: int) -> httpx.Client:
+    """A client of the script's API, once ``/api/system/health`` answers."""
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+    def up() -> bool:
+        script.text()  # fails at once if the script exited
+        try:
+            return http.get("/api/system/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(up, timeout_s=60, interval_s=0.1, message=f"{script.log.name}: API up")
+    return http
+
+
 def test_the_seed_workers_run_alone(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, str(EXAMPLES / "complex_worker.py")], cwd=tmp_path, capture_output=True, text=True, timeout=60
@@ -59,18 +78,9 @@ def test_the_seed_workers_run_alone(tmp_path: Path) -> None:
 
 def test_seed_node_app_on_embedded_backends_runs_a_worker_registered_from_its_script(tmp_path: Path) -> None:
     port = free_port()
-    app = Script("node_app.py", tmp_path, {"NO_SERVERS": "1", "PORT": str(port)})
+    app = Script("node_app.py", tmp_path, {**UNSET_SERVERS, "NO_SERVERS": "1", "PORT": str(port)})
     try:
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-
-        def up() -> bool:
-            app.text()
-            try:
-                return http.get("/api/system/health").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(up, timeout_s=60, interval_s=0.1, message="node app up")
+        http = wait_for_api(app, port)
         assert [w["className"] for w in http.get("/api/workers").json()] == ["MyWorker"]
         body = {"id": "seed-1", "className": "MyWorker", "attachments": {"rtspUrl": "rtsp://cam/1", "fixFrame": 30}}
         assert http.post("/api/tasks", json=body).status_code == 201
@@ -182,3 +192,63 @@ def test_the_seed_tasks_file_runs_with_the_demo_pool_as_shipped(tmp_path: Path) 
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
+
+
+def test_seed_system_controller_script_serves_the_api_on_embedded_backends(tmp_path: Path) -> None:
+    port = free_port()
+    controller = Script("controller_app.py", tmp_path, {**UNSET_SERVERS, "PORT": str(port)})
+    try:
+        health = wait_for_api(controller, port).get("/api/system/health").json()
+        assert (health["status"], health["backend"], health["nodes"]) == ("ok", "local", 0)
+    finally:
+        assert controller.stop() == 0
+
+
+def test_python_m_system_controller_main_takes_its_settings_from_the_environment(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **UNSET_SERVERS,
+        "SYSTEM_CONTROLLER_MODE": "monitor",  # the lowercase spelling of the seed's DEPLOYMENT.md
+        "SYSTEM_CONTROLLER_HOST": "127.0.0.1",
+        "SYSTEM_CONTROLLER_PORT": str(port),
+        "DISPATCHER_STRATEGY": "round_robin",
+    }
+    argv = [sys.executable, "-m", "skalds.system_controller.main"]
+    controller = Script("system_controller_main", tmp_path, env, argv=argv)
+    try:
+        assert wait_for_api(controller, port).get("/api/system/health").json()["status"] == "ok"
+        assert "system_controller_mode=MONITOR: API, dispatcher (round_robin) and monitor" in controller.text()
+    finally:
+        assert controller.stop() == 0
+
+
+def test_seed_system_controller_dispatches_to_a_seed_node_app_on_the_servers(tmp_path: Path) -> None:
+    env = cluster_env()
+    port = free_port()
+    argv = [sys.executable, "-m", "skalds.system_controller.main"]
+    controller_env = {**env, "SYSTEM_CONTROLLER_HOST": "127.0.0.1", "SYSTEM_CONTROLLER_PORT": str(port)}
+    controller = Script("system_controller_main", tmp_path, controller_env, argv=argv)
+    node = Script("node_app.py", tmp_path, {**env, "SKALD_ID": "seed-node"})
+    try:
+        api = wait_for_api(controller, port)
+        wait_until(
+            lambda: [n["id"] for n in api.get("/api/skalds").json()] == ["seed-node"],
+            timeout_s=60,
+            message="the node app holds a lease",
+        )
+        body = {
+            "id": "by-seed-controller",
+            "className": "MyWorker",
+            "attachments": {"rtspUrl": "rtsp://c", "fixFrame": 7},
+        }
+        assert api.post("/api/tasks", json=body).status_code == 201
+        wait_until(
+            lambda: api.get("/api/tasks/by-seed-controller").json()["lifecycleStatus"] == "Running",
+            timeout_s=30,
+            message="the seed controller placed the task on the node app",
+        )
+        assert api.get("/api/tasks/by-seed-controller").json()["executor"] == "seed-node"
+        api.post("/api/tasks/by-seed-controller/cancel")
+    finally:
+        node.stop()
+        assert controller.stop() == 0

@@ -42,6 +42,12 @@ def test_binpack_fills_the_fullest_node_first() -> None:
     assert policy.choose(TASK, [node("a", 1), node("b", 3), node("c", 4)]) == "b"
 
 
+def test_random_picks_every_eligible_node_and_only_those() -> None:
+    policy = build_policy("random")
+    pool = [node("a", 0), node("b", 3), node("full", 4), node("other", 0, classes=("B",))]
+    assert {policy.choose(TASK, pool) for _ in range(200)} == {"a", "b"}
+
+
 def test_unknown_policy_names_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="least_loaded"):
         build_policy("fastest")

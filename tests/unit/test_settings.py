@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from dotenv import load_dotenv
 
 from skalds.backends.factory import build_backends
+from skalds.config.env import load_dotenv
 from skalds.errors import ConfigError
 from skalds.settings import load_settings
 from skalds.testing import compose_config
@@ -78,7 +78,7 @@ def test_dotenv_fills_the_environment_without_overriding_it(tmp_path: Path, monk
     for name in ("REDIS_HOST", "KAFKA_PORT"):  # set then unset: monkeypatch restores both at teardown
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
-    load_dotenv(env, override=False)
+    load_dotenv(env)
     assert (os.environ["REDIS_HOST"], os.environ["KAFKA_PORT"], os.environ["DB_NAME"]) == (
         "redis.example",
         "19092",

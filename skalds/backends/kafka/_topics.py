@@ -93,6 +93,34 @@ class TopicRegistry:
                 self._lost.discard(name)
             return recreated
 
+    def delete(self, names: Iterable[str]) -> None:
+        """Delete topics (full names); blocks up to ~10 s on the broker. A topic that does not
+        exist is not an error.
+
+        Raises:
+            BackendUnavailable: the broker cannot be reached or refused to delete a topic.
+        """
+        with self._lock:
+            wanted = sorted(set(names))
+            if not wanted:
+                return
+            try:
+                futures = self._admin.delete_topics(
+                    wanted, operation_timeout=_ADMIN_TIMEOUT_S, request_timeout=_ADMIN_TIMEOUT_S
+                )
+            except KafkaException as exc:
+                raise BackendUnavailable(f"cannot delete Kafka topics {wanted}: {exc}") from exc
+            for name, future in futures.items():
+                try:
+                    future.result(timeout=_ADMIN_TIMEOUT_S + 5)
+                    logger.info("deleted Kafka topic %s", name)
+                except KafkaException as exc:
+                    if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        raise BackendUnavailable(f"cannot delete Kafka topic {name}: {exc}") from exc
+                except TimeoutError as exc:
+                    raise BackendUnavailable(f"cannot delete Kafka topic {name}: no answer") from exc
+                self._known.discard(name)
+
     def forget(self, names: Iterable[str]) -> set[str]:
         """Mark topics (full names) as missing, so the next ``ensure`` creates them again.
 

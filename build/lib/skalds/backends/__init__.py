@@ -1,1 +1,0 @@
-"""Adapters behind the ports, and the one place that builds them from config."""

@@ -1,1 +1,0 @@
-"""The System Controller: REST API, dispatcher and monitor."""

@@ -1,1 +1,0 @@
-"""Seed import paths for the records (``skalds.model.task``, ``skalds.model.event``)."""

@@ -1,1 +1,0 @@
-"""Seed-compatible client objects (``KafkaProxy``, ``MongoProxy``), built on the adapters."""

@@ -1,1 +1,0 @@
-"""Worker pool YAML: parsing, validation, and hot reload of declared tasks."""

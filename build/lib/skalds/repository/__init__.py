@@ -1,1 +1,0 @@
-"""Seed path ``skalds.repository.repository``: ``TaskRepository``."""

@@ -1,1 +1,0 @@
-"""Seed-compatible helpers."""

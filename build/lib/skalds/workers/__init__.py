@@ -1,1 +1,0 @@
-"""Worker classes shipped with Skalds: the demo pool and the camera pool."""
