@@ -20,6 +20,7 @@ class TaskQuery:
         class_name: this class exactly.
         executor: assigned to this node.
         source: created by this source (``api``, ``yaml:<pool>``, ...).
+        pinned_node: pinned to this node (an edge's own tasks).
         unplaced: only tasks that wait for a node (Created, or Paused without an executor).
         newest_first: order by creation time descending (default: oldest first).
         offset, limit: the page.
@@ -29,6 +30,7 @@ class TaskQuery:
     class_name: str | None = None
     executor: str | None = None
     source: str | None = None
+    pinned_node: str | None = None
     unplaced: bool = False
     newest_first: bool = False
     offset: int = 0

@@ -132,6 +132,12 @@ def test_find_filters_by_source_and_by_waiting_for_a_node(task_store: TaskStore)
     assert {t.id for t in task_store.find(TaskQuery(unplaced=True)).items} == {"api-1", "yaml-1", "paused"}
 
 
+def test_find_filters_by_the_node_a_task_is_pinned_to(task_store: TaskStore) -> None:
+    task_store.create(new("edge-own", pinned_node="edge-1"))
+    task_store.create(new("anywhere"))
+    assert [t.id for t in task_store.find(TaskQuery(pinned_node="edge-1", unplaced=True)).items] == ["edge-own"]
+
+
 def plan_and_write(store: TaskStore, task: Task, action: Action, **changes: object) -> Task:
     return store.apply(plan(task, action, **changes))
 

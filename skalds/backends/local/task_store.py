@@ -36,6 +36,7 @@ CREATE INDEX IF NOT EXISTS tasks_executor ON tasks (executor);
 CREATE INDEX IF NOT EXISTS tasks_class ON tasks (class_name);
 CREATE INDEX IF NOT EXISTS tasks_source ON tasks (source);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created, id);
+CREATE INDEX IF NOT EXISTS tasks_pinned ON tasks (json_extract(doc, '$.pinnedNode'));
 CREATE TABLE IF NOT EXISTS node_marks (
     id          TEXT PRIMARY KEY,
     instance    TEXT NOT NULL,
@@ -168,6 +169,9 @@ class SqliteTaskStore(TaskStore):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if query.pinned_node is not None:
+            where.append("json_extract(doc, '$.pinnedNode') = ?")
+            args.append(query.pinned_node)
         if query.unplaced:
             where.append(_UNPLACED)
         clause = f" WHERE {' AND '.join(where)}" if where else ""

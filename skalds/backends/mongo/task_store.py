@@ -43,6 +43,7 @@ _INDEXES = [
     [(_EXECUTOR, pymongo.ASCENDING)],
     [(_KEYS["class_name"], pymongo.ASCENDING)],
     [(_KEYS["source"], pymongo.ASCENDING)],
+    [(_KEYS["pinned_node"], pymongo.ASCENDING)],
     _SORT,
 ]
 
@@ -180,7 +181,7 @@ class MongoTaskStore(TaskStore):
         where: dict[str, Any] = {}
         if query.lifecycle_status:
             where[_STATUS] = {"$in": [getattr(s, "value", s) for s in query.lifecycle_status]}
-        for name in ("class_name", "executor", "source"):
+        for name in ("class_name", "executor", "source", "pinned_node"):
             value = getattr(query, name)
             if value is not None:
                 where[_KEYS[name]] = value
