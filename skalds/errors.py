@@ -31,6 +31,10 @@ class TaskNotFound(SkaldsError, KeyError):
         return self.message
 
 
+class NotFound(SkaldsError):
+    """Something asked for by id (a node, a file) does not exist."""
+
+
 class TaskAlreadyExists(SkaldsError):
     """A task with the given id exists already."""
 

@@ -17,7 +17,9 @@ from typing import Any
 
 from skalds.backends.factory import Backends, build_backends
 from skalds.controller.dispatcher import Dispatcher
+from skalds.controller.events import EventHub, HubFeed
 from skalds.controller.monitor import Monitor
+from skalds.controller.nodes import NodeDirectory
 from skalds.core.dispatch import build_policy
 from skalds.errors import OwnershipConflict
 from skalds.node.agent import NodeAgent
@@ -72,6 +74,9 @@ class SkaldsSystem:
         self.monitor: Monitor | None = None
         self.service: TaskService | None = None
         self.reloader: PoolReloader | None = None
+        self.nodes: NodeDirectory | None = None
+        self.hub: EventHub | None = None
+        self.feed: HubFeed | None = None
         self.app: Any = None
         self.exit_code = 0
         self._socket: socket.socket | None = None
@@ -123,9 +128,13 @@ class SkaldsSystem:
         limits = ServiceLimits(max_event_bytes=s.max_event_bytes)
         self.service = TaskService(b.store, b.bus, b.live, ClusterCatalog(self.catalog, b.live), limits)
         if s.mode in CONTROLLER_MODES:
+            self.nodes = NodeDirectory(b.live)
+            self.hub = EventHub()
+            self.feed = HubFeed(self.hub, b.bus, b.live, self.nodes, s.node.supervision.heartbeat_interval_s)
+            self.feed.start()
             self.dispatcher = Dispatcher(build_policy(s.dispatch_policy), b.bus, b.store, b.live)
             self.dispatcher.start()
-            self.monitor = Monitor(s.monitor, self.dispatcher, b.bus, b.store, b.live)
+            self.monitor = Monitor(s.monitor, self.dispatcher, b.bus, b.store, b.live, on_nodes=self.nodes.observe)
             self.monitor.start()
             self.monitor.sweep()  # place what waits since the last run, now rather than in a second
         if s.pool_file or s.tasks_file:
@@ -149,10 +158,29 @@ class SkaldsSystem:
                 self.node.files_status = self.reloader.status
             self.reloader.start()
         if s.mode in CONTROLLER_MODES:
-            from skalds.controller.app import create_app
+            from skalds.controller.app import ControllerInfo, create_app
 
             here = s.node.id if self.node is not None else "controller"
-            self.app = create_app(self.service, b.kind, self.reloader, here, max_request_bytes=s.max_request_bytes)
+            info = ControllerInfo(
+                run_mode=s.mode,
+                host=s.host,
+                port=s.port,
+                dispatch_policy=s.dispatch_policy,
+                check_interval_s=s.monitor.check_interval_s,
+                sweep_interval_s=s.monitor.sweep_interval_s,
+                heartbeat_timeout_s=s.node.supervision.heartbeat_timeout_s,
+                log_level=s.log_level,
+            )
+            self.app = create_app(
+                self.service,
+                b.kind,
+                self.reloader,
+                here,
+                nodes=self.nodes,
+                hub=self.hub,
+                info=info,
+                max_request_bytes=s.max_request_bytes,
+            )
 
     def _fatal(self, reason: str) -> None:
         logger.error("stopping: %s", reason)
@@ -177,8 +205,17 @@ class SkaldsSystem:
         if self.app is not None:
             import uvicorn
 
-            config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
-            self._server = uvicorn.Server(config)
+            # Open event streams end when the server stops; whatever still hangs on gets 2 s.
+            config = uvicorn.Config(self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+            hub = self.hub
+
+            class Server(uvicorn.Server):
+                def handle_exit(self, sig: int, frame: object) -> None:
+                    if hub is not None:
+                        hub.close()
+                    super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+            self._server = Server(config)
             logger.info("API on http://%s:%d/ (docs at /api/docs)", self.settings.host, self.settings.port)
             sockets = [self._socket] if self._socket is not None else None
             if sockets is None:
@@ -210,6 +247,8 @@ class SkaldsSystem:
             self.reloader.stop()
         if self.node is not None:
             self.node.stop()
+        if self.feed is not None:
+            self.feed.stop()
         if self.monitor is not None:
             self.monitor.stop()
         if self.dispatcher is not None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -14,6 +15,11 @@ import psutil
 from skalds.testing import wait_until
 from tests.conftest import write_pool
 from tests.servers import free_port
+
+
+def online(http: httpx.Client | Any) -> set[str]:
+    """The ids of the nodes and edges a controller's API shows online."""
+    return {n["id"] for n in http.get("/api/skalds", params={"status": "online"}).json()["items"]}
 
 
 class SkaldsProcess:
@@ -131,7 +137,7 @@ class Cluster:
         a lease."""
         controller = self.start("controller", "controller")
         self.start("node", "node-a")
-        wait_until(lambda: controller.http.get("/api/skalds").json(), timeout_s=30, message="node up")
+        wait_until(lambda: online(controller.http), timeout_s=30, message="node up")
         return controller
 
     def close(self) -> None:

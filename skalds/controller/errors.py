@@ -17,6 +17,7 @@ from skalds.errors import (
     BackendUnavailable,
     ConfigError,
     InvalidTransition,
+    NotFound,
     OwnershipConflict,
     PayloadTooLarge,
     SkaldsError,
@@ -30,6 +31,7 @@ from skalds.errors import (
 #: Error class -> HTTP status. The most specific class listed wins (looked up along the MRO).
 HTTP_STATUS: dict[type[SkaldsError], int] = {
     TaskNotFound: 404,
+    NotFound: 404,
     TaskAlreadyExists: 409,
     InvalidTransition: 409,
     StaleWrite: 409,

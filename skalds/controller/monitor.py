@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from skalds.config.schema import DEFAULTS, default_retry_policy
 from skalds.controller.dispatcher import Dispatcher
 from skalds.core.events import ControlAction, ControlEvent, StatusEvent, TaskEvent, Topic
 from skalds.core.lifecycle import Action, RetryPolicy, ended_attempt, plan
+from skalds.core.records import NodeInfo
 from skalds.core.task import ACTIVE_STATES, AttemptOutcome, Task, TaskError, TaskLifecycleStatus, now_ms
 from skalds.errors import BackendUnavailable, InvalidTransition, StaleWrite
 from skalds.ports.event_bus import EventBus
@@ -54,9 +56,16 @@ class Monitor:
     """The controller's failure detector."""
 
     def __init__(
-        self, settings: MonitorSettings, dispatcher: Dispatcher, bus: EventBus, store: TaskStore, live: LiveState
+        self,
+        settings: MonitorSettings,
+        dispatcher: Dispatcher,
+        bus: EventBus,
+        store: TaskStore,
+        live: LiveState,
+        on_nodes: Callable[[list[NodeInfo]], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_nodes = on_nodes
         self.dispatcher = dispatcher
         self.bus = bus
         self.store = store
@@ -123,7 +132,10 @@ class Monitor:
         """Requeue the tasks of lost nodes; now and then re-offer tasks that wait for a node.
         Cheap when nothing is wrong: one lease read and one indexed count per round."""
         started = time.monotonic() if started is None else started
-        live = {n.id for n in self.live.nodes()}
+        nodes = self.live.nodes()
+        if self.on_nodes is not None:
+            self.on_nodes(nodes)
+        live = {n.id for n in nodes}
         marks = self.store.node_marks()
         counts = self.store.count_active_by_executor()
         quiet = self._quiet_since(marks, counts)

@@ -111,6 +111,7 @@ class StatusEvent(_Payload):
     at: int | None = None
     exit: ExitKind | None = None  # set when the worker process is gone
     reason: str | None = None  # why the node stopped it, when it did
+    error: str | None = None  # why the run failed or was lost, when it was
 
     @property
     def exited(self) -> bool:

@@ -46,6 +46,14 @@ class TaskLifecycleStatus(enum.StrEnum):
     FINISHED = "Finished"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
+    # The seed's older spelling of the members (aliases: the same seven states).
+    Created = "Created"
+    Assigning = "Assigning"
+    Running = "Running"
+    Paused = "Paused"
+    Finished = "Finished"
+    Failed = "Failed"
+    Cancelled = "Cancelled"
 
     @property
     def is_terminal(self) -> bool:
@@ -154,7 +162,11 @@ class Task(BaseModel):
     #: Live figures from the worker's last heartbeat (filled in on read, never stored).
     progress: float | None = None
     message: str | None = None
+    #: The original's heartbeat number: changes every second while a worker beats; 200, -1 or
+    #: -2 once Finished, Failed or Cancelled; 0 when no worker has beaten yet.
     heartbeat: int | None = None
+    #: When the worker last beat (epoch ms), or None.
+    heartbeat_at: int | None = None
     #: The current attempt's failure: a short message (``error``), the exception text with its
     #: traceback when there is one (``exception``), and both structured (``error_detail``).
     error: str | None = None
@@ -203,6 +215,19 @@ class Task(BaseModel):
     def from_doc(cls, doc: dict[str, Any]) -> Task:
         """Rebuild a task from its JSON document form."""
         return cls.model_validate(doc)
+
+
+#: The original's terminal heartbeat values.
+SEED_HEARTBEATS = {TaskLifecycleStatus.FINISHED: 200, TaskLifecycleStatus.FAILED: -1, TaskLifecycleStatus.CANCELLED: -2}
+
+
+def seed_heartbeat(status: TaskLifecycleStatus, beat_at_ms: int | None) -> int:
+    """The original's heartbeat number for a task in ``status`` whose worker last beat at
+    ``beat_at_ms``: a value that changes every second while it beats (0..199), the terminal
+    value once it ended, 0 before any beat."""
+    if status in SEED_HEARTBEATS:
+        return SEED_HEARTBEATS[status]
+    return 0 if beat_at_ms is None else (beat_at_ms // 1000) % 200
 
 
 def failure_fields(error: TaskError | None) -> dict[str, Any]:

@@ -7,10 +7,37 @@ them as JSON under ``skalds:{id}:all-task``); Skalds does not use them, scripts 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
-from skalds.core.task import Task, TaskError, TaskLifecycleStatus, now_ms
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from skalds.core.task import Task as CoreTask
+from skalds.core.task import TaskError, TaskLifecycleStatus, now_ms
 from skalds.core.task import TaskMode as ModeEnum
+
+#: The seed's default time to a task's deadline: a week.
+DEADLINE_MS = 7 * 24 * 3600 * 1000
+
+
+class Task(CoreTask):
+    """The seed's ``Task``: Skalds' task record, built the way the seed's scripts build it.
+
+    As in the seed, ``attachments`` must be the worker's pydantic model (or None): a plain dict
+    is refused, so a typo cannot pass unnoticed; it is stored by the model's aliases. A new
+    task's ``deadlineDateTime`` defaults to a week from now, the seed's default (Skalds fails a
+    task still waiting to start at its deadline; one that runs is never stopped by it).
+    """
+
+    attachments: Any = None
+    deadline_date_time: int | None = Field(default_factory=lambda: now_ms() + DEADLINE_MS)
+
+    @field_validator("attachments", mode="before")
+    @classmethod
+    def _a_model_or_none(cls, value: Any) -> Any:
+        if value is None or isinstance(value, BaseModel):
+            return value
+        raise ValueError("attachments must be a pydantic model instance (the worker's data model) or None")
+
 
 __all__ = ["ModeEnum", "Task", "TaskError", "TaskLifecycleStatus", "TaskWorkerSimpleMap", "TaskWorkerSimpleMapList"]
 

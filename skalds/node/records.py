@@ -134,7 +134,8 @@ class RecordKeeper:
             handle.epoch,
             f": {result.error.message}" if result.error else "",
         )
-        self.publish_status(handle.task_id, task.lifecycle_status, handle.epoch, exit=kind)
+        error = result.error.message if result.error else None
+        self.publish_status(handle.task_id, task.lifecycle_status, handle.epoch, exit=kind, error=error)
 
     def _retry_or_fail(self, handle: WorkerHandle, error: TaskError) -> None:
         task = self._owned(handle)
@@ -146,7 +147,9 @@ class RecordKeeper:
             return  # moved on meanwhile (cancelled, requeued by the monitor)
         if written.lifecycle_status is S.FAILED:
             logger.error("task %s lost its worker (%s) and has no retries left; Failed", handle.task_id, error.message)
-            self.publish_status(handle.task_id, written.lifecycle_status, handle.epoch, exit=ExitKind.LOST)
+            self.publish_status(
+                handle.task_id, written.lifecycle_status, handle.epoch, exit=ExitKind.LOST, error=error.message
+            )
             return
         logger.warning(
             "task %s lost its worker (%s); retry %d/%d in %.1fs",
@@ -156,7 +159,9 @@ class RecordKeeper:
             self.retry.max_retries,
             max(0, (written.retry_at or 0) - now_ms()) / 1000,
         )
-        self.publish_status(handle.task_id, written.lifecycle_status, handle.epoch, exit=ExitKind.LOST)
+        self.publish_status(
+            handle.task_id, written.lifecycle_status, handle.epoch, exit=ExitKind.LOST, error=error.message
+        )
         self.bus.publish(Topic.TASK_ASSIGN, handle.task_id, TaskEvent(task_ids=[handle.task_id]).to_value())
 
     def _hand_back(self, handle: WorkerHandle, reason: str) -> None:
@@ -230,6 +235,7 @@ class RecordKeeper:
         *,
         exit: ExitKind | None = None,
         reason: str | None = None,
+        error: str | None = None,
     ) -> None:
         """Tell whoever listens on ``taskworker.update`` what happened to a task here."""
         event = StatusEvent(
@@ -241,6 +247,7 @@ class RecordKeeper:
             at=at_ms or now_ms(),
             exit=exit,
             reason=reason,
+            error=error,
         )
         try:
             self.bus.publish(Topic.TASKWORKER_UPDATE, task_id, event.to_value())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from skalds.core.lifecycle import Transition
 from skalds.core.task import Task, TaskLifecycleStatus
@@ -21,6 +22,9 @@ class TaskQuery:
         executor: assigned to this node.
         source: created by this source (``api``, ``yaml:<pool>``, ...).
         pinned_node: pinned to this node (an edge's own tasks).
+        id_pattern, class_pattern, status_pattern: case-insensitive regular expressions the id,
+            class name or state must contain a match of (the original's list filters).
+        created_after, updated_after: epoch ms; only tasks created / last changed since.
         unplaced: only tasks that wait for a node (Created, or Paused without an executor).
         newest_first: order by creation time descending (default: oldest first).
         offset, limit: the page.
@@ -31,6 +35,11 @@ class TaskQuery:
     executor: str | None = None
     source: str | None = None
     pinned_node: str | None = None
+    id_pattern: str | None = None
+    class_pattern: str | None = None
+    status_pattern: str | None = None
+    created_after: int | None = None
+    updated_after: int | None = None
     unplaced: bool = False
     newest_first: bool = False
     offset: int = 0
@@ -84,6 +93,24 @@ class TaskStore(abc.ABC):
             TaskNotFound: no such task.
             StaleWrite: the task exists but an expected value differs; nothing was written.
         """
+
+    @abc.abstractmethod
+    def delete(self, task_id: str, expect: dict[str, Any]) -> None:
+        """Remove a task's record if every ``expect`` field still holds its value (as for
+        :meth:`apply`).
+
+        Raises:
+            TaskNotFound: no such task.
+            StaleWrite: an expected value differs; nothing was removed.
+        """
+
+    @abc.abstractmethod
+    def count_by_status(self) -> dict[TaskLifecycleStatus, int]:
+        """How many tasks are in each state (states with none are left out)."""
+
+    @abc.abstractmethod
+    def class_names(self) -> list[str]:
+        """Every class name some stored task has, sorted."""
 
     @abc.abstractmethod
     def count_active_by_executor(self) -> dict[str, int]:

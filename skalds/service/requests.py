@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -38,6 +38,23 @@ class CreateTaskRequest(BaseModel):
 
 class UpdateAttachmentsRequest(BaseModel):
     """Body of ``PATCH /api/tasks/{id}/attachments``: fields to merge into the attachments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attachments: dict[str, Any]
+
+
+class SetStatusRequest(BaseModel):
+    """Body of the original's ``PUT /api/tasks/{id}/status``: ``Created`` runs the task again
+    from scratch, ``Cancelled`` cancels it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    lifecycle_status: Literal["Created", "Cancelled"]
+
+
+class ReplaceAttachmentsRequest(BaseModel):
+    """Body of the original's ``PUT /api/tasks/{id}/attachments``: the whole new attachments."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -18,7 +18,7 @@ from skalds.config.schema import DEFAULTS
 from skalds.core.events import ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent
 from skalds.core.lifecycle import Action, allowed, plan
 from skalds.core.storable import check_storable
-from skalds.core.task import Task, TaskLifecycleStatus
+from skalds.core.task import Task, TaskLifecycleStatus, seed_heartbeat
 from skalds.errors import BackendUnavailable, InvalidTransition, StaleWrite
 from skalds.ports.event_bus import EventBus
 from skalds.ports.live_state import LiveState
@@ -107,7 +107,7 @@ class TaskService:
     def _with_progress(self, tasks: list[Task]) -> list[Task]:
         live = [t.id for t in tasks if not t.lifecycle_status.is_terminal]
         if not live:
-            return tasks
+            return [t.model_copy(update={"heartbeat": seed_heartbeat(t.lifecycle_status, None)}) for t in tasks]
         if time.monotonic() < self._live_down_until:
             beats = None
         else:
@@ -120,16 +120,15 @@ class TaskService:
         out = []
         for t in tasks:
             if t.lifecycle_status.is_terminal:
-                out.append(t)
+                out.append(t.model_copy(update={"heartbeat": seed_heartbeat(t.lifecycle_status, None)}))
             elif beats is None:
                 out.append(t.model_copy(update={"message": "progress unavailable: live state unreachable"}))
             elif t.id in beats:
                 beat = beats[t.id]
-                out.append(
-                    t.model_copy(update={"progress": beat.progress, "message": beat.message, "heartbeat": beat.at})
-                )
+                update = {"progress": beat.progress, "message": beat.message, "heartbeat_at": beat.at}
+                out.append(t.model_copy(update={**update, "heartbeat": seed_heartbeat(t.lifecycle_status, beat.at)}))
             else:
-                out.append(t)
+                out.append(t.model_copy(update={"heartbeat": 0}))
         return out
 
     # ---- change --------------------------------------------------------------------
@@ -213,6 +212,57 @@ class TaskService:
     def cancel(self, task_id: str) -> Task:
         """Cancel a task; its worker gets the stop flag, then SIGTERM, then SIGKILL."""
         return self._control(task_id, Action.CANCEL)
+
+    def retry(self, task_id: str) -> Task:
+        """Run an ended task again from scratch (attempts reset, a new epoch).
+
+        Raises:
+            TaskNotFound, InvalidTransition (the task has not ended).
+        """
+        task = writes.apply(self.store, task_id, Action.RETRY)
+        self._publish(Topic.TASK_ASSIGN, task_id, TaskEvent(task_ids=[task_id]).to_value())
+        return task
+
+    def restart(self, task_id: str) -> Task:
+        """The original's "set Created": run the task again from scratch, whatever its state;
+        a running copy is stopped first.
+
+        Raises:
+            TaskNotFound.
+        """
+        task = self.store.get(task_id)
+        if task.lifecycle_status.is_terminal:
+            return self.retry(task_id)
+        request = CreateTaskRequest(
+            id=task.id,
+            class_name=task.class_name,
+            attachments=task.attachments_dict(),
+            priority=task.priority,
+            name=task.name,
+            description=task.description,
+        )
+        return self.replace(request, pinned_node=task.pinned_node)
+
+    def delete(self, task_id: str) -> Task:
+        """The original's DELETE: cancel a live task; remove an ended one's record (its id can
+        be used again).
+
+        Raises:
+            TaskNotFound.
+        """
+        for _ in range(5):
+            task = self.store.get(task_id)
+            if not task.lifecycle_status.is_terminal:
+                try:
+                    return self.cancel(task_id)
+                except InvalidTransition:
+                    continue  # it ended meanwhile: remove it
+            try:
+                self.store.delete(task_id, {"lifecycle_status": task.lifecycle_status, "epoch": task.epoch})
+            except StaleWrite:
+                continue
+            return task
+        raise StaleWrite(f"task {task_id!r} kept changing; not deleted", task_id=task_id)
 
     def _control(self, task_id: str, action: Action) -> Task:
         task = writes.apply(self.store, task_id, action)

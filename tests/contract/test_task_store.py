@@ -138,6 +138,36 @@ def test_find_filters_by_the_node_a_task_is_pinned_to(task_store: TaskStore) -> 
     assert [t.id for t in task_store.find(TaskQuery(pinned_node="edge-1", unplaced=True)).items] == ["edge-own"]
 
 
+def test_the_originals_list_filters_are_case_insensitive_patterns(task_store: TaskStore) -> None:
+    for task_id, cls in (("cam-1", "CameraWorker"), ("cam-2", "MyWorker"), ("feed-1", "FeedWorker")):
+        task_store.create(new(task_id, class_name=cls))
+    plan_and_write(task_store, task_store.get("cam-2"), Action.ASSIGN, executor="n1")
+    assert {t.id for t in task_store.find(TaskQuery(id_pattern="^CAM")).items} == {"cam-1", "cam-2"}
+    assert {t.id for t in task_store.find(TaskQuery(class_pattern="worker$", id_pattern="1")).items} == {
+        "cam-1",
+        "feed-1",
+    }
+    assert [t.id for t in task_store.find(TaskQuery(status_pattern="assign")).items] == ["cam-2"]
+
+
+def test_time_windows_counts_class_names_and_conditional_deletes(task_store: TaskStore) -> None:
+    old = task_store.create(new("old", class_name="A", create_date_time=1_000, update_date_time=1_000))
+    task_store.create(new("new", class_name="B"))
+    assert [t.id for t in task_store.find(TaskQuery(created_after=10_000)).items] == ["new"]
+    assert [t.id for t in task_store.find(TaskQuery(updated_after=10_000)).items] == ["new"]
+    assert task_store.class_names() == ["A", "B"]
+    ended = plan_and_write(task_store, old, Action.CANCEL)
+    assert task_store.count_by_status() == {S.CREATED: 1, S.CANCELLED: 1}
+    with pytest.raises(StaleWrite):
+        task_store.delete("new", {"lifecycle_status": S.CANCELLED})
+    task_store.delete("old", {"lifecycle_status": ended.lifecycle_status, "epoch": ended.epoch})
+    with pytest.raises(TaskNotFound):
+        task_store.get("old")
+    with pytest.raises(TaskNotFound):
+        task_store.delete("old", {})
+    assert task_store.class_names() == ["B"]
+
+
 def plan_and_write(store: TaskStore, task: Task, action: Action, **changes: object) -> Task:
     return store.apply(plan(task, action, **changes))
 

@@ -18,7 +18,7 @@ import pytest
 
 from skalds.testing import wait_until
 from tests.faults.conftest import FAULT_OVERRIDES, Watch, assert_truthful
-from tests.procs import Cluster, SkaldsProcess
+from tests.procs import Cluster, SkaldsProcess, online
 from tests.servers import tansu, unavailable
 from tests.servers.mongo import MongoServer, start_mongo
 from tests.servers.process import ServerStartError
@@ -74,7 +74,7 @@ def nodes(cluster: Cluster) -> dict[str, SkaldsProcess]:
         "node-a": cluster.start("node", "node-a"),
         "node-b": cluster.start("node", "node-b"),
     }
-    wait_until(lambda: len(controller.http.get("/api/skalds").json()) == 2, timeout_s=30, message="two nodes up")
+    wait_until(lambda: len(online(controller.http)) == 2, timeout_s=30, message="two nodes up")
     return procs
 
 
@@ -128,7 +128,7 @@ def test_a_node_killed_or_frozen_past_its_lease_hands_its_tasks_over_without_ove
         stale = [c for c in watch.journal.snapshot() if c.node == "node-a" and c.task in moved]
         assert all(c.stopped_cleanly for c in stale), "a copy that stopped itself ran its release handler"
         assert "no heartbeat for" not in victim.log.read_text()
-        wait_until(lambda: len(watch.api.get("/api/skalds").json()) == 2, timeout_s=20, message="node-a back")
+        wait_until(lambda: len(online(watch.api)) == 2, timeout_s=20, message="node-a back")
 
 
 def test_a_node_frozen_for_less_than_its_lease_keeps_its_tasks(nodes: dict[str, SkaldsProcess], watch: Watch) -> None:
@@ -161,7 +161,7 @@ def test_clean_node_restarts_in_a_loop_consume_no_retry(nodes: dict[str, SkaldsP
         node = nodes["node-a"]
         assert node.stop(signal.SIGTERM, timeout_s=30) == 0
         node.start()
-        wait_until(lambda: len(watch.api.get("/api/skalds").json()) == 2, timeout_s=30, message="node-a back")
+        wait_until(lambda: len(online(watch.api)) == 2, timeout_s=30, message="node-a back")
     watch.running()
     report = watch.report("node SIGTERM + restart x3", (started, time.monotonic()))
     assert_truthful(report)

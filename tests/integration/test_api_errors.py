@@ -86,9 +86,13 @@ def test_list_filters_and_pages(api: TestClient) -> None:
     for i in range(3):
         api.post("/api/tasks", json={"id": f"c{i}", "className": "MyWorker", "attachments": GOOD})
     api.post("/api/tasks", json={"id": "f1", "className": "AlwaysFailWorker", "attachments": {}})
-    page = api.get("/api/tasks", params={"className": "MyWorker", "limit": 2, "offset": 1}).json()
+    page = api.get("/api/tasks", params={"className": "MyWorker", "limit": 2, "offset": 1, "order": "oldest"}).json()
     assert page["total"] == 3 and [t["id"] for t in page["items"]] == ["c1", "c2"]
-    assert api.get("/api/tasks", params={"lifecycleStatus": "Bogus"}).status_code == 422
+    newest = api.get("/api/tasks", params={"className": "^my", "page": 1, "pageSize": 2}).json()
+    assert [t["id"] for t in newest["items"]] == ["c2", "c1"] and (newest["page"], newest["pageSize"]) == (1, 2)
+    assert api.get("/api/tasks", params={"lifecycleStatus": "Bogus"}).json()["total"] == 0
+    bad = api.get("/api/tasks", params={"id": "c[0"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "id"
     for i in range(3):
         api.post(f"/api/tasks/c{i}/cancel")
     cancelled = api.get("/api/tasks", params={"lifecycleStatus": "Cancelled"}).json()
@@ -99,6 +103,9 @@ def test_workers_nodes_and_health_describe_the_system(api: TestClient) -> None:
     workers = {w["className"]: w["schema"] for w in api.get("/api/workers").json()}
     assert set(workers["MyWorker"]["properties"]) == {"rtspUrl", "fixFrame"}
     nodes = api.get("/api/skalds").json()
-    assert [(n["id"], n["mode"], n["capacity"]) for n in nodes] == [("test-node", "node", 16)]
-    assert api.get("/api/system/health").json()["status"] == "ok"
+    assert nodes["total"] == 1
+    assert [(n["id"], n["type"], n["status"], n["capacity"]) for n in nodes["items"]] == [
+        ("test-node", "node", "online", 16)
+    ]
+    assert api.get("/api/system/health").json()["status"] == "healthy"
     assert api.get("/api/openapi.json").status_code == 200

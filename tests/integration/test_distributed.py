@@ -12,7 +12,7 @@ import pytest
 from skalds.testing import wait_until
 from tests.conftest import PROBE, write_pool
 from tests.probe_workers import read
-from tests.procs import Cluster
+from tests.procs import Cluster, online
 from tests.servers import cluster_env
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ def test_lifecycle_across_controller_two_nodes_and_an_edge(cluster: Cluster, tmp
     cluster.start("edge", "edge-1", pool=edge_pool)
     api = controller.http
     wait_until(
-        lambda: {n["id"] for n in api.get("/api/skalds").json()} == {"node-a", "node-b", "edge-1"},
+        lambda: online(api) == {"node-a", "node-b", "edge-1"},
         timeout_s=30,
         message="three nodes hold leases",
     )
@@ -171,7 +171,7 @@ def test_redis_and_kafka_outages_are_survived_without_a_restart(cluster: Cluster
         time.sleep(3.0)  # an outage longer than the 2 s lease TTL
     finally:
         redis.start()
-    wait_until(lambda: api.get("/api/skalds").json(), timeout_s=30, message="lease renewed after Redis came back")
+    wait_until(lambda: online(api), timeout_s=30, message="lease renewed after Redis came back")
 
     with tansu.broker_down():
         time.sleep(3.0)

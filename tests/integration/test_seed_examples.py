@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from skalds.testing import wait_until
+from tests.procs import online
 from tests.servers import cluster_env, free_port
 
 pytestmark = pytest.mark.integration
@@ -97,7 +98,7 @@ def test_seed_node_app_on_embedded_backends_runs_a_worker_registered_from_its_sc
 
 
 def test_seed_node_and_edge_apps_join_a_distributed_cluster(tmp_path: Path) -> None:
-    from tests.procs import KAFKA_FAST, SkaldsProcess
+    from tests.procs import KAFKA_FAST, SkaldsProcess, online
 
     env = cluster_env()
     tasks = tmp_path / "all_workers.yml"
@@ -112,7 +113,7 @@ def test_seed_node_and_edge_apps_join_a_distributed_cluster(tmp_path: Path) -> N
     api = controller.http
     try:
         wait_until(
-            lambda: {n["id"] for n in api.get("/api/skalds").json()} >= {"seed-node", "seed-edge"},
+            lambda: online(api) >= {"seed-node", "seed-edge"},
             timeout_s=60,
             message="both seed apps hold leases",
         )
@@ -199,7 +200,7 @@ def test_seed_system_controller_script_serves_the_api_on_embedded_backends(tmp_p
     controller = Script("controller_app.py", tmp_path, {**UNSET_SERVERS, "PORT": str(port)})
     try:
         health = wait_for_api(controller, port).get("/api/system/health").json()
-        assert (health["status"], health["backend"], health["nodes"]) == ("ok", "local", 0)
+        assert (health["status"], health["backend"], health["nodes"]) == ("healthy", "local", 0)
     finally:
         assert controller.stop() == 0
 
@@ -216,7 +217,7 @@ def test_python_m_system_controller_main_takes_its_settings_from_the_environment
     argv = [sys.executable, "-m", "skalds.system_controller.main"]
     controller = Script("system_controller_main", tmp_path, env, argv=argv)
     try:
-        assert wait_for_api(controller, port).get("/api/system/health").json()["status"] == "ok"
+        assert wait_for_api(controller, port).get("/api/system/health").json()["status"] == "healthy"
         assert "system_controller_mode=MONITOR: API, dispatcher (round_robin) and monitor" in controller.text()
     finally:
         assert controller.stop() == 0
@@ -232,7 +233,7 @@ def test_seed_system_controller_dispatches_to_a_seed_node_app_on_the_servers(tmp
     try:
         api = wait_for_api(controller, port)
         wait_until(
-            lambda: [n["id"] for n in api.get("/api/skalds").json()] == ["seed-node"],
+            lambda: online(api) == {"seed-node"},
             timeout_s=60,
             message="the node app holds a lease",
         )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -12,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from skalds.core.lifecycle import Transition, keep_newest
-from skalds.core.task import ACTIVE_STATES, Task, record_problem, unreadable_task
+from skalds.core.task import ACTIVE_STATES, Task, TaskLifecycleStatus, record_problem, unreadable_task
 from skalds.errors import BackendUnavailable, StaleWrite, TaskAlreadyExists, TaskNotFound
 from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
 
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the table changes; older files are migrated on open.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -29,6 +31,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     executor    TEXT,
     source      TEXT,
     created     INTEGER NOT NULL,  -- epoch milliseconds
+    updated     INTEGER,           -- epoch milliseconds
     doc         TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, executor);
@@ -36,6 +39,7 @@ CREATE INDEX IF NOT EXISTS tasks_executor ON tasks (executor);
 CREATE INDEX IF NOT EXISTS tasks_class ON tasks (class_name);
 CREATE INDEX IF NOT EXISTS tasks_source ON tasks (source);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created, id);
+CREATE INDEX IF NOT EXISTS tasks_updated ON tasks (updated);
 CREATE INDEX IF NOT EXISTS tasks_pinned ON tasks (json_extract(doc, '$.pinnedNode'));
 CREATE TABLE IF NOT EXISTS node_marks (
     id          TEXT PRIMARY KEY,
@@ -45,6 +49,16 @@ CREATE TABLE IF NOT EXISTS node_marks (
 """
 
 _UNPLACED = "(status = 'Created' OR (status = 'Paused' AND executor IS NULL))"
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _regexp(pattern: str, value: str | None) -> bool:
+    """SQLite's REGEXP: whether ``value`` contains a match of ``pattern`` (any case)."""
+    return value is not None and _compiled(pattern).search(value) is not None
 
 
 def _matches(task: Task, expect: dict[str, Any]) -> bool:
@@ -69,6 +83,7 @@ class SqliteTaskStore(TaskStore):
         self._reported: set[str] = set()
         try:
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.create_function("regexp", 2, _regexp, deterministic=True)
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"cannot open task store {self.path}: {exc}", backend="sqlite") from exc
         try:
@@ -96,6 +111,11 @@ class SqliteTaskStore(TaskStore):
                 self._db.execute("UPDATE tasks SET source = json_extract(doc, '$.source')")
             # Version 1 kept UNIX seconds.
             self._db.execute("UPDATE tasks SET created = CAST(created * 1000 AS INTEGER) WHERE created < 100000000000")
+        if exists and version < 3:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+            if "updated" not in columns:
+                self._db.execute("ALTER TABLE tasks ADD COLUMN updated INTEGER")
+                self._db.execute("UPDATE tasks SET updated = json_extract(doc, '$.updateDateTime')")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -116,17 +136,20 @@ class SqliteTaskStore(TaskStore):
             task.executor,
             task.source,
             task.create_date_time,
+            task.update_date_time,
             json.dumps(doc),
             task.id,
         )
         if insert:
             self._db.execute(
-                "INSERT INTO tasks (class_name, status, executor, source, created, doc, id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tasks (class_name, status, executor, source, created, updated, doc, id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
         else:
             self._db.execute(
-                "UPDATE tasks SET class_name=?, status=?, executor=?, source=?, created=?, doc=? WHERE id=?", row
+                "UPDATE tasks SET class_name=?, status=?, executor=?, source=?, created=?, updated=?, doc=? WHERE id=?",
+                row,
             )
 
     def _task(self, task_id: str, class_name: str | None, doc: str) -> Task:
@@ -174,6 +197,15 @@ class SqliteTaskStore(TaskStore):
             args.append(query.pinned_node)
         if query.unplaced:
             where.append(_UNPLACED)
+        patterns = (("id", query.id_pattern), ("class_name", query.class_pattern), ("status", query.status_pattern))
+        for column, pattern in patterns:
+            if pattern is not None:
+                where.append(f"regexp(?, {column})")
+                args.append(pattern)
+        for column, since in (("created", query.created_after), ("updated", query.updated_after)):
+            if since is not None:
+                where.append(f"{column} >= ?")
+                args.append(since)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         order = "created DESC, id DESC" if query.newest_first else "created, id"
         with self._lock, self._translated("finding tasks"):
@@ -204,6 +236,34 @@ class SqliteTaskStore(TaskStore):
                 raise
             self._db.execute("COMMIT")
             return task
+
+    def delete(self, task_id: str, expect: dict[str, Any]) -> None:
+        with self._lock, self._translated(f"deleting task {task_id!r}"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                task = self._read(task_id)
+                if not _matches(task, expect):
+                    raise StaleWrite(
+                        f"task {task.id!r} changed meanwhile (now {task.lifecycle_status.value})", task_id=task.id
+                    )
+                self._db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def count_by_status(self) -> dict[TaskLifecycleStatus, int]:
+        with self._lock, self._translated("counting tasks by state"):
+            rows = self._db.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall()
+        known = {s.value: s for s in TaskLifecycleStatus}
+        return {known[status]: count for status, count in rows if status in known}
+
+    def class_names(self) -> list[str]:
+        with self._lock, self._translated("listing class names"):
+            rows = self._db.execute(
+                "SELECT DISTINCT class_name FROM tasks WHERE class_name != '' ORDER BY 1"
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def count_active_by_executor(self) -> dict[str, int]:
         statuses = [s.value for s in sorted(ACTIVE_STATES)]

@@ -44,6 +44,7 @@ _INDEXES = [
     [(_KEYS["class_name"], pymongo.ASCENDING)],
     [(_KEYS["source"], pymongo.ASCENDING)],
     [(_KEYS["pinned_node"], pymongo.ASCENDING)],
+    [(_KEYS["update_date_time"], pymongo.ASCENDING)],
     _SORT,
 ]
 
@@ -185,6 +186,13 @@ class MongoTaskStore(TaskStore):
             value = getattr(query, name)
             if value is not None:
                 where[_KEYS[name]] = value
+        patterns = {"id": query.id_pattern, "class_name": query.class_pattern, "lifecycle_status": query.status_pattern}
+        for name, pattern in patterns.items():
+            if pattern is not None:
+                where.setdefault("$and", []).append({_KEYS[name]: {"$regex": pattern, "$options": "i"}})
+        for name, since in (("create_date_time", query.created_after), ("update_date_time", query.updated_after)):
+            if since is not None:
+                where[_KEYS[name]] = {"$gte": since}
         if query.unplaced:
             where["$or"] = [
                 {_STATUS: TaskLifecycleStatus.CREATED.value},
@@ -256,6 +264,42 @@ class MongoTaskStore(TaskStore):
         with self._translated(f"repairing task {task.id!r}"):
             done = self._tasks.replace_one(raw, _to_doc(fixed))
         return fixed if done.modified_count == 1 else None
+
+    def delete(self, task_id: str, expect: dict[str, Any]) -> None:
+        """Remove the task if every ``expect`` field holds (one conditional ``delete_one``).
+
+        Raises:
+            TaskNotFound, StaleWrite, BackendUnavailable: as :meth:`apply`.
+        """
+        where = {"_id": task_id, **_to_fields(task_id, expect)}
+        with self._translated(f"deleting task {task_id!r}"):
+            if self._tasks.delete_one(where).deleted_count == 1:
+                return
+            current = self._tasks.find_one({"_id": task_id}, {_STATUS: 1})
+        if current is None:
+            raise TaskNotFound(f"task {task_id!r} not found", task_id=task_id)
+        raise StaleWrite(f"task {task_id!r} changed meanwhile (now {current.get(_STATUS)})", task_id=task_id)
+
+    def count_by_status(self) -> dict[TaskLifecycleStatus, int]:
+        """How many tasks are in each state (one aggregation).
+
+        Raises:
+            BackendUnavailable: the server cannot be reached.
+        """
+        with self._translated("counting tasks by state"):
+            rows = list(self._tasks.aggregate([{"$group": {"_id": f"${_STATUS}", "count": {"$sum": 1}}}]))
+        known = {s.value: s for s in TaskLifecycleStatus}
+        return {known[r["_id"]]: int(r["count"]) for r in rows if r["_id"] in known}
+
+    def class_names(self) -> list[str]:
+        """Every class name some stored task has, sorted (one ``distinct``).
+
+        Raises:
+            BackendUnavailable: the server cannot be reached.
+        """
+        with self._translated("listing class names"):
+            names = self._tasks.distinct(_KEYS["class_name"])
+        return sorted(n for n in names if isinstance(n, str) and n)
 
     def count_active_by_executor(self) -> dict[str, int]:
         """How many Assigning/Running/Paused tasks each executor holds (one aggregation).

@@ -1,0 +1,232 @@
+"""Response bodies of the REST API, typed, so the OpenAPI document says what really comes back.
+
+The original Skalds' shapes (its ``api/models.py``) are the floor: every field it answered with
+is here under its name; Skalds' own fields sit beside them. Everything is camelCase; times are
+epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from skalds.core.task import Task
+
+
+class Body(BaseModel):
+    """camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class TaskPage(Body):
+    """``GET /api/tasks``: one page, newest first unless asked otherwise."""
+
+    items: list[Task]
+    total: int = Field(description="Tasks matching the filters, in all")
+    page: int
+    page_size: int
+    offset: int
+    limit: int
+
+
+class SuccessResponse(Body):
+    """The original's answer to an action."""
+
+    success: bool = True
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskHeartbeat(Body):
+    """``GET /api/tasks/{id}/heartbeat``."""
+
+    task_id: str
+    heartbeat: int
+    status: str
+    is_alive: bool
+    is_assigning: bool
+    error: str | None
+    exception: str | None
+    last_update: int | None = Field(description="When the worker last beat (epoch ms)")
+    heartbeat_history: list[int]
+    progress: float | None = None
+    message: str | None = None
+
+
+class Skald(Body):
+    """A node or edge (a "Skald"), online or seen recently."""
+
+    id: str
+    type: str = Field(description="node or edge")
+    status: str = Field(description="online or offline")
+    last_heartbeat: str = Field(description="When its lease was last renewed (epoch ms, as text)")
+    supported_tasks: list[str]
+    current_tasks: list[str]
+    heartbeat: int
+    task_count: int
+    capacity: int
+    running: int
+    labels: dict[str, str]
+    draining: bool
+    host: str
+    pid: int
+    started_at: int
+    heartbeat_at: int
+    last_seen: int
+    files: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SkaldPage(Body):
+    """``GET /api/skalds``."""
+
+    items: list[Skald]
+    total: int
+
+
+class SkaldTask(Body):
+    """A task a Skald runs."""
+
+    id: str
+    class_name: str
+    assigned_at: int | None = None
+
+
+class SkaldTasks(Body):
+    """``GET /api/skalds/{id}/tasks``."""
+
+    skald_id: str
+    tasks: list[SkaldTask]
+    total_tasks: int
+
+
+class SkaldStatusDetails(Body):
+    can_accept_tasks: bool
+    last_heartbeat_age: int
+    tasks: list[SkaldTask]
+
+
+class SkaldStatus(Body):
+    """``GET /api/skalds/{id}/status``."""
+
+    skald_id: str
+    status: str
+    type: str
+    heartbeat: int
+    last_update: int
+    task_count: int
+    is_online: bool
+    uptime: int | None = Field(description="Milliseconds since it started")
+    details: SkaldStatusDetails
+
+
+class SkaldHeartbeat(Body):
+    """``GET /api/skalds/{id}/heartbeat``."""
+
+    skald_id: str
+    heartbeat: int
+    last_update: int
+    heartbeat_age: int
+    is_online: bool
+    timestamp: int
+
+
+class SkaldStatisticsDetails(Body):
+    online_nodes: int
+    online_edges: int
+    busy_nodes: int
+    idle_nodes: int
+
+
+class SkaldStatistics(Body):
+    """``GET /api/skalds/summary/statistics``."""
+
+    total_skalds: int
+    online_skalds: int
+    offline_skalds: int
+    node_skalds: int
+    edge_skalds: int
+    available_nodes: int
+    total_running_tasks: int
+    average_tasks_per_skald: float
+    details: SkaldStatisticsDetails
+
+
+class Health(Body):
+    """``GET /api/system/health``: healthy, degraded (the live state is away) or unhealthy
+    (the task store is away; answered with 503)."""
+
+    status: str
+    timestamp: int
+    services: dict[str, str]
+    backend: str
+    nodes: int
+    uptime_s: float
+
+
+class Component(Body):
+    name: str
+    running: bool
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class SystemStatus(Body):
+    """``GET /api/system/status``."""
+
+    mode: str
+    components: list[Component]
+    uptime: int = Field(description="Milliseconds since this controller started")
+    version: str
+
+
+class DashboardSummary(Body):
+    """``GET /api/system/dashboard/summary``."""
+
+    total_skalds: int
+    online_skalds: int
+    total_tasks: int
+    running_tasks: int
+    finished_tasks: int
+    failed_tasks: int
+    assigning_tasks: int
+    cancelled_tasks: int
+    node_skalds: int
+    edge_skalds: int
+    created_tasks: int
+    paused_tasks: int
+
+
+class Distribution(Body):
+    status: str
+    count: int
+    percentage: float
+
+
+class TaskDistribution(Body):
+    """``GET /api/system/analytics/task-distribution``."""
+
+    distribution: list[Distribution]
+    timestamp: int
+
+
+class RecentActivity(Body):
+    """``GET /api/system/analytics/recent-activity``."""
+
+    timeframe: str
+    tasks_created: int
+    tasks_updated: int
+    tasks_finished: int
+    tasks_failed: int
+    success_rate: float
+
+
+class Version(Body):
+    """``GET /api/system/version``."""
+
+    version: str
+    build_date: str
+    git_commit: str
+    python_version: str
+    dependencies: dict[str, str]
