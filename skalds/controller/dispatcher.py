@@ -145,7 +145,15 @@ class Dispatcher:
     def _assign(self, task: Task, node_id: str) -> bool:
         started = time.perf_counter()
         try:
-            written = self.store.apply(plan(task, Action.ASSIGN, executor=node_id))
+            written = self.store.apply(
+                plan(
+                    task,
+                    Action.ASSIGN,
+                    executor=node_id,
+                    actor="dispatcher",
+                    reason=f"{self.policy.name} chose {node_id}",
+                )
+            )
         except StaleWrite:
             return False  # someone else moved it (cancelled, or placed by a peer)
         except BackendUnavailable:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from skalds.core.task import Task
+from skalds.core.task import Task, TransitionRecord
 
 
 class Body(BaseModel):
@@ -30,6 +30,13 @@ class TaskPage(Body):
     page_size: int
     offset: int
     limit: int
+
+
+class TaskHistory(Body):
+    """``GET /api/tasks/{id}/history``: every change of a task, oldest first."""
+
+    task_id: str
+    items: list[TransitionRecord]
 
 
 class SuccessResponse(Body):

@@ -185,9 +185,12 @@ class Monitor:
         pinned = task.pinned_node is not None and task.pinned_node == node
         try:
             if pinned:
-                transition = plan(task, Action.REQUEUE, ended=ended_attempt(task, AttemptOutcome.NODE_LOST, error))
+                ended = ended_attempt(task, AttemptOutcome.NODE_LOST, error)
+                transition = plan(
+                    task, Action.REQUEUE, ended=ended, actor="monitor", reason=f"{error.message}; waits for it"
+                )
             else:
-                transition = self.settings.retry.lost(task, AttemptOutcome.NODE_LOST, error)
+                transition = self.settings.retry.lost(task, AttemptOutcome.NODE_LOST, error, actor="monitor")
             written = self.store.apply(transition)
         except (StaleWrite, InvalidTransition):
             return

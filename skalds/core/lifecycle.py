@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skalds.core.task import (
+    KEPT,
     LIVE_STATES,
-    MAX_ATTEMPTS_KEPT,
     Attempt,
     AttemptOutcome,
     Task,
     TaskError,
     TaskLifecycleStatus,
+    TransitionRecord,
     failure_fields,
     now_ms,
 )
@@ -100,7 +101,7 @@ class Transition:
     """A conditional write: ``changes`` apply only while every field named in ``expect``
     still holds the given value (snake_case field names, enum members or plain values).
     ``push`` appends one item to each named list field (keeping its newest
-    :data:`~skalds.core.task.MAX_ATTEMPTS_KEPT`)."""
+    :data:`~skalds.core.task.KEPT`)."""
 
     task_id: str
     expect: dict[str, Any]
@@ -108,13 +109,24 @@ class Transition:
     push: dict[str, Any] = field(default_factory=dict)
 
 
-def plan(task: Task, action: Action, *, ended: Attempt | None = None, **changes: Any) -> Transition:
+def plan(
+    task: Task,
+    action: Action,
+    *,
+    ended: Attempt | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    **changes: Any,
+) -> Transition:
     """Check ``action`` against the table and build the write that performs it.
 
     ``changes`` are extra fields to set (snake_case names), e.g. ``executor`` for ASSIGN.
     ASSIGN, REQUEUE, REPLACE and RETRY bump the epoch, which fences the old executor out;
     ``ended`` records how the attempt that just ended went. UPDATE is conditional on the
-    ``desired_version`` it read as well, so two updates never both claim one version.
+    ``desired_version`` it read as well, so two updates never both claim one version. The
+    write appends a :class:`~skalds.core.task.TransitionRecord` to the task's history, by
+    ``actor`` (default: the task's executor, the one actor that names no one else) for
+    ``reason``.
     """
     target = next_status(task, action)
     fields: dict[str, Any] = {"lifecycle_status": target, "update_date_time": now_ms()}
@@ -132,7 +144,18 @@ def plan(task: Task, action: Action, *, ended: Attempt | None = None, **changes:
     expect: dict[str, Any] = {"lifecycle_status": task.lifecycle_status, "epoch": task.epoch}
     if action is Action.UPDATE:
         expect["desired_version"] = task.desired_version
-    push = {"attempts": ended} if ended is not None else {}
+    record = TransitionRecord(
+        at=fields["update_date_time"],
+        actor=actor or task.executor or "system",
+        action=action.value,
+        status=target,
+        epoch=fields.get("epoch", task.epoch),
+        attempt=fields.get("attempt", task.attempt),
+        reason=reason or (ended.error if ended is not None else None),
+    )
+    push: dict[str, Any] = {"history": record}
+    if ended is not None:
+        push["attempts"] = ended
     return Transition(task.id, expect, fields, push)
 
 
@@ -150,9 +173,9 @@ def ended_attempt(task: Task, outcome: AttemptOutcome, error: TaskError | str | 
     )
 
 
-def keep_newest(items: list[Any]) -> list[Any]:
-    """The newest :data:`MAX_ATTEMPTS_KEPT` entries of a history list."""
-    return items[-MAX_ATTEMPTS_KEPT:]
+def keep_newest(name: str, items: list[Any]) -> list[Any]:
+    """The newest entries of the history list ``name`` that a task keeps."""
+    return items[-KEPT.get(name, 100) :]
 
 
 @dataclass(frozen=True)
@@ -174,7 +197,7 @@ class RetryPolicy:
         """Backoff before retry number ``retry`` (1 for the first)."""
         return float(min(self.backoff_cap_s, self.backoff_base_s * 2 ** max(0, retry - 1)))
 
-    def lost(self, task: Task, outcome: AttemptOutcome, error: TaskError) -> Transition:
+    def lost(self, task: Task, outcome: AttemptOutcome, error: TaskError, actor: str | None = None) -> Transition:
         """The write after ``task``'s run was lost: a requeue with backoff while retries are
         left (``attempt`` + 1), else Failed with ``error``.
 
@@ -183,7 +206,16 @@ class RetryPolicy:
         """
         ended = ended_attempt(task, outcome, error)
         if not self.allows(task):
-            return plan(task, Action.FAIL, ended=ended, **failure_fields(error))
+            return plan(
+                task,
+                Action.FAIL,
+                ended=ended,
+                actor=actor,
+                reason=f"{error.message}; no retries left",
+                **failure_fields(error),
+            )
         retry = task.attempt + 1
         retry_at = now_ms() + int(self.delay_s(retry) * 1000)
-        return plan(task, Action.REQUEUE, ended=ended, attempt=retry, retry_at=retry_at, **failure_fields(error))
+        reason = f"{error.message}; retry {retry}/{self.max_retries} in {self.delay_s(retry):g}s"
+        changes = {"attempt": retry, "retry_at": retry_at, **failure_fields(error)}
+        return plan(task, Action.REQUEUE, ended=ended, actor=actor, reason=reason, **changes)

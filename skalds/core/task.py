@@ -117,8 +117,26 @@ class Attempt(BaseModel):
     error: str | None = None
 
 
+class TransitionRecord(BaseModel):
+    """One change of a task, kept in ``Task.history`` (newest last): when, who (``api``,
+    ``yaml:<pool>``, ``dispatcher``, ``monitor``, a node's id...), what, the state it led to,
+    the epoch and attempt after it, and why."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    at: int
+    actor: str
+    action: str
+    status: TaskLifecycleStatus
+    epoch: int
+    attempt: int = 0
+    reason: str | None = None
+
+
 #: How many past attempts a task keeps.
 MAX_ATTEMPTS_KEPT = 20
+#: How many entries each history list of a task keeps (its newest).
+KEPT = {"attempts": MAX_ATTEMPTS_KEPT, "history": 200}
 
 
 class Task(BaseModel):
@@ -173,6 +191,7 @@ class Task(BaseModel):
     exception: str | None = None
     error_detail: TaskError | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    history: list[TransitionRecord] = Field(default_factory=list)
     #: Not placed again before this time (epoch ms): the retry backoff.
     retry_at: int | None = None
     started_at: int | None = None

@@ -269,16 +269,22 @@ class PoolReloader:
         svc, source, pinned = self.owner.service, self.owner.source, self.owner.pinned_node
         for d in plan.create:
             self._guard(
-                d.id, "create", lambda d=d: svc.create(_request(d), source=source, pinned_node=pinned, declared=True)
+                d.id,
+                "create",
+                lambda d=d: svc.create(_request(d), source=source, pinned_node=pinned, declared=True, actor=source),
             )
         for d in plan.update:
             self._guard(
-                d.id, "update", lambda d=d: svc.update_attachments(d.id, d.attachments, merge=False, declared=True)
+                d.id,
+                "update",
+                lambda d=d: svc.update_attachments(d.id, d.attachments, merge=False, declared=True, actor=source),
             )
         for d in plan.replace:
-            self._guard(d.id, "replace", lambda d=d: svc.replace(_request(d), pinned_node=pinned, declared=True))
+            self._guard(
+                d.id, "replace", lambda d=d: svc.replace(_request(d), pinned_node=pinned, declared=True, actor=source)
+            )
         for task_id in plan.cancel:
-            self._guard(task_id, "cancel", lambda t=task_id: svc.cancel(t))
+            self._guard(task_id, "cancel", lambda t=task_id: svc.cancel(t, actor=source))
 
     @staticmethod
     def _guard(task_id: str, what: str, action: Any) -> None:

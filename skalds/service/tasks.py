@@ -18,7 +18,7 @@ from skalds.config.schema import DEFAULTS
 from skalds.core.events import ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent
 from skalds.core.lifecycle import Action, allowed, plan
 from skalds.core.storable import check_storable
-from skalds.core.task import Task, TaskLifecycleStatus, seed_heartbeat
+from skalds.core.task import Task, TaskLifecycleStatus, TransitionRecord, seed_heartbeat
 from skalds.errors import BackendUnavailable, InvalidTransition, StaleWrite
 from skalds.ports.event_bus import EventBus
 from skalds.ports.live_state import LiveState
@@ -66,6 +66,7 @@ class TaskService:
         pinned_node: str | None = None,
         *,
         declared: bool = False,
+        actor: str | None = None,
         **fields: Any,
     ) -> Task:
         """Validate and store a task, then ask for it to be placed (on ``pinned_node`` only,
@@ -91,6 +92,14 @@ class TaskService:
             declared=data if declared else None,
             **fields,
         )
+        creation = TransitionRecord(
+            at=task.create_date_time,
+            actor=actor or source,
+            action="create",
+            status=task.lifecycle_status,
+            epoch=task.epoch,
+        )
+        task.history = [creation]
         self.store.create(task)
         self._publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
         return task
@@ -133,7 +142,7 @@ class TaskService:
 
     # ---- change --------------------------------------------------------------------
     def update_attachments(
-        self, task_id: str, patch: dict[str, Any], *, merge: bool = True, declared: bool = False
+        self, task_id: str, patch: dict[str, Any], *, merge: bool = True, declared: bool = False, actor: str = "api"
     ) -> Task:
         """Merge ``patch`` into the attachments (or, with ``merge=False``, replace them),
         validate the result, store it as the next ``desiredVersion`` and send it to the
@@ -160,7 +169,9 @@ class TaskService:
             if declared:
                 changes["declared"] = data
             try:
-                written = self.store.apply(plan(task, Action.UPDATE, **changes))
+                written = self.store.apply(
+                    plan(task, Action.UPDATE, actor=actor, reason=f"version {version}", **changes)
+                )
             except StaleWrite:
                 continue
             carried = data if len(json.dumps(data)) <= self.limits.max_event_bytes else None
@@ -170,7 +181,13 @@ class TaskService:
         raise StaleWrite(f"task {task_id!r} kept changing; update not applied", task_id=task_id)
 
     def replace(
-        self, request: CreateTaskRequest, pinned_node: str | None = None, *, declared: bool = False, **fields: Any
+        self,
+        request: CreateTaskRequest,
+        pinned_node: str | None = None,
+        *,
+        declared: bool = False,
+        actor: str = "api",
+        **fields: Any,
     ) -> Task:
         """Start a task over with a new class and attachments (a declaration changed its
         class, or changed a task that had ended): the old worker is stopped, the task goes
@@ -187,6 +204,7 @@ class TaskService:
             self.store,
             task_id,
             Action.REPLACE,
+            actor=actor,
             class_name=request.class_name,
             attachments=data,
             priority=request.priority,
@@ -201,29 +219,29 @@ class TaskService:
         self._publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
         return task
 
-    def pause(self, task_id: str) -> Task:
+    def pause(self, task_id: str, actor: str = "api") -> Task:
         """Pause a task (its worker blocks in ``wait_if_paused``)."""
-        return self._control(task_id, Action.PAUSE)
+        return self._control(task_id, Action.PAUSE, actor)
 
-    def resume(self, task_id: str) -> Task:
+    def resume(self, task_id: str, actor: str = "api") -> Task:
         """Resume a paused task."""
-        return self._control(task_id, Action.RESUME)
+        return self._control(task_id, Action.RESUME, actor)
 
-    def cancel(self, task_id: str) -> Task:
+    def cancel(self, task_id: str, actor: str = "api") -> Task:
         """Cancel a task; its worker gets the stop flag, then SIGTERM, then SIGKILL."""
-        return self._control(task_id, Action.CANCEL)
+        return self._control(task_id, Action.CANCEL, actor)
 
-    def retry(self, task_id: str) -> Task:
+    def retry(self, task_id: str, actor: str = "api") -> Task:
         """Run an ended task again from scratch (attempts reset, a new epoch).
 
         Raises:
             TaskNotFound, InvalidTransition (the task has not ended).
         """
-        task = writes.apply(self.store, task_id, Action.RETRY)
+        task = writes.apply(self.store, task_id, Action.RETRY, actor=actor)
         self._publish(Topic.TASK_ASSIGN, task_id, TaskEvent(task_ids=[task_id]).to_value())
         return task
 
-    def restart(self, task_id: str) -> Task:
+    def restart(self, task_id: str, actor: str = "api") -> Task:
         """The original's "set Created": run the task again from scratch, whatever its state;
         a running copy is stopped first.
 
@@ -232,7 +250,7 @@ class TaskService:
         """
         task = self.store.get(task_id)
         if task.lifecycle_status.is_terminal:
-            return self.retry(task_id)
+            return self.retry(task_id, actor)
         request = CreateTaskRequest(
             id=task.id,
             class_name=task.class_name,
@@ -241,9 +259,9 @@ class TaskService:
             name=task.name,
             description=task.description,
         )
-        return self.replace(request, pinned_node=task.pinned_node)
+        return self.replace(request, pinned_node=task.pinned_node, actor=actor)
 
-    def delete(self, task_id: str) -> Task:
+    def delete(self, task_id: str, actor: str = "api") -> Task:
         """The original's DELETE: cancel a live task; remove an ended one's record (its id can
         be used again).
 
@@ -254,7 +272,7 @@ class TaskService:
             task = self.store.get(task_id)
             if not task.lifecycle_status.is_terminal:
                 try:
-                    return self.cancel(task_id)
+                    return self.cancel(task_id, actor)
                 except InvalidTransition:
                     continue  # it ended meanwhile: remove it
             try:
@@ -264,8 +282,8 @@ class TaskService:
             return task
         raise StaleWrite(f"task {task_id!r} kept changing; not deleted", task_id=task_id)
 
-    def _control(self, task_id: str, action: Action) -> Task:
-        task = writes.apply(self.store, task_id, action)
+    def _control(self, task_id: str, action: Action, actor: str) -> Task:
+        task = writes.apply(self.store, task_id, action, actor=actor)
         if task.lifecycle_status is TaskLifecycleStatus.CREATED:  # resumed while unplaced
             self._publish(Topic.TASK_ASSIGN, task_id, TaskEvent(task_ids=[task_id]).to_value())
         else:

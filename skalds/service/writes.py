@@ -15,7 +15,16 @@ from skalds.errors import StaleWrite
 from skalds.ports.task_store import TaskStore
 
 
-def apply(store: TaskStore, task_id: str, action: Action, *, retries: int = 5, **changes: Any) -> Task:
+def apply(
+    store: TaskStore,
+    task_id: str,
+    action: Action,
+    *,
+    retries: int = 5,
+    actor: str | None = None,
+    reason: str | None = None,
+    **changes: Any,
+) -> Task:
     """Read, plan and write ``action`` on a task, re-reading when a racing writer won.
 
     Raises:
@@ -26,7 +35,7 @@ def apply(store: TaskStore, task_id: str, action: Action, *, retries: int = 5, *
     for _ in range(retries):
         task = store.get(task_id)
         try:
-            return store.apply(plan(task, action, **changes))
+            return store.apply(plan(task, action, actor=actor, reason=reason, **changes))
         except StaleWrite:
             continue
     raise StaleWrite(f"task {task_id!r} kept changing; {action.value} not applied", task_id=task_id)

@@ -265,3 +265,25 @@ def test_the_event_stream_resumes_from_last_event_id_without_losses_or_duplicate
     assert resumed_ids[: len(ids) - ids.index(middle) - 1] == ids[ids.index(middle) + 1 :], "exactly what was missed"
     pending = [e["data"]["taskId"] for e in everything if e["event"] == "task.pending"]
     assert pending[:5] == [f"r-{i}" for i in range(5)]
+
+
+def test_history_tells_every_change_with_its_actor_epoch_and_reason(api: TestClient) -> None:
+    api.post("/api/tasks", json={"id": "h-1", "className": "MyWorker", "attachments": GOOD})
+    wait_until(lambda: running(api, "h-1"), message="running")
+    api.patch("/api/tasks/h-1/attachments", json={"attachments": {"fixFrame": 5}})
+    wait_until(lambda: api.get("/api/tasks/h-1").json()["appliedVersion"] == 1, message="applied")
+    api.post("/api/tasks/h-1/pause")
+    api.post("/api/tasks/h-1/cancel")
+    items = api.get("/api/tasks/h-1/history").json()["items"]
+    steps = [(i["action"], i["actor"], i["status"], i["epoch"]) for i in items]
+    assert steps == [
+        ("create", "api", "Created", 0),
+        ("assign", "dispatcher", "Assigning", 1),
+        ("start", "test-node", "Running", 1),
+        ("update", "api", "Running", 1),
+        ("applied", "test-node", "Running", 1),
+        ("pause", "api", "Paused", 1),
+        ("cancel", "api", "Cancelled", 1),
+    ]
+    assert items[1]["reason"] == "least_loaded chose test-node" and items[3]["reason"] == "version 1"
+    assert all(isinstance(i["at"], int) for i in items)

@@ -228,7 +228,7 @@ class SqliteTaskStore(TaskStore):
                     )
                 update = dict(transition.changes)
                 for name, item in transition.push.items():
-                    update[name] = keep_newest([*getattr(task, name), item])
+                    update[name] = keep_newest(name, [*getattr(task, name), item])
                 task = task.model_copy(update=update)
                 self._write(task, insert=False)
             except BaseException:

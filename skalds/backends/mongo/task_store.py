@@ -20,7 +20,7 @@ from pymongo.errors import ConfigurationError, DuplicateKeyError, PyMongoError
 from skalds.core.lifecycle import Transition, keep_newest
 from skalds.core.task import (
     ACTIVE_STATES,
-    MAX_ATTEMPTS_KEPT,
+    KEPT,
     UNREADABLE,
     Task,
     TaskLifecycleStatus,
@@ -227,7 +227,7 @@ class MongoTaskStore(TaskStore):
             update["$set"] = _to_fields(task_id, transition.changes)
         if transition.push:
             update["$push"] = {
-                _KEYS[name]: {"$each": [_json(item)], "$slice": -MAX_ATTEMPTS_KEPT}
+                _KEYS[name]: {"$each": [_json(item)], "$slice": -KEPT.get(name, 100)}
                 for name, item in transition.push.items()
             }
         with self._translated(f"updating task {task_id!r}"):
@@ -258,7 +258,7 @@ class MongoTaskStore(TaskStore):
             return None
         update = dict(transition.changes)
         for name, item in transition.push.items():
-            update[name] = keep_newest([*getattr(task, name), item])
+            update[name] = keep_newest(name, [*getattr(task, name), item])
         fixed = Task.model_validate({**task.model_dump(), **update, "source": transition.changes.get("source", "api")})
         # Conditional on the broken document itself: a racing repair loses.
         with self._translated(f"repairing task {task.id!r}"):

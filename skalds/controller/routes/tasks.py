@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from skalds.controller.models import SuccessResponse, TaskHeartbeat, TaskPage
+from skalds.controller.models import SuccessResponse, TaskHeartbeat, TaskHistory, TaskPage
 from skalds.core.task import LIVE_STATES, Task, TaskLifecycleStatus
 from skalds.errors import ValidationFailed
 from skalds.ports.task_store import TaskQuery
@@ -111,6 +111,15 @@ def class_names(request: Request) -> list[str]:
 def get_task(task_id: str, request: Request) -> Task:
     """One task, with the progress and heartbeat of its worker."""
     return _service(request).get(task_id)
+
+
+@router.get("/{task_id}/history", summary="Every change of a task", response_model=TaskHistory)
+def task_history(task_id: str, request: Request) -> TaskHistory:
+    """Each transition with its time, actor (``api``, ``yaml:<pool>``, ``dispatcher``,
+    ``monitor``, a node's id), the state it led to, epoch, attempt and reason (the newest
+    200)."""
+    task = _service(request).store.get(task_id)
+    return TaskHistory(task_id=task.id, items=task.history)
 
 
 @router.get("/{task_id}/heartbeat", summary="A task's heartbeat", response_model=TaskHeartbeat)
