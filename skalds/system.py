@@ -18,12 +18,13 @@ from typing import Any
 from skalds.backends.factory import Backends, build_backends
 from skalds.controller.dispatcher import Dispatcher
 from skalds.controller.events import EventHub, HubFeed
+from skalds.controller.metrics import Metrics
 from skalds.controller.monitor import Monitor
 from skalds.controller.nodes import NodeDirectory
 from skalds.core.dispatch import build_policy
 from skalds.errors import OwnershipConflict
 from skalds.node.agent import NodeAgent
-from skalds.reload.reloader import DeclaredOwner, PoolReloader
+from skalds.reload.reloader import DeclaredOwner, PoolReloader, ReloadResult
 from skalds.service.catalog import ClusterCatalog
 from skalds.service.tasks import ServiceLimits, TaskService
 from skalds.settings import Settings
@@ -77,6 +78,7 @@ class SkaldsSystem:
         self.nodes: NodeDirectory | None = None
         self.hub: EventHub | None = None
         self.feed: HubFeed | None = None
+        self.metrics: Metrics | None = None
         self.app: Any = None
         self.exit_code = 0
         self._socket: socket.socket | None = None
@@ -130,6 +132,8 @@ class SkaldsSystem:
         if s.mode in CONTROLLER_MODES:
             self.nodes = NodeDirectory(b.live)
             self.hub = EventHub()
+            self.metrics = Metrics(b.store, b.live, self.nodes, self._files)
+            self.hub.listeners.append(self.metrics.observe)
             self.feed = HubFeed(self.hub, b.bus, b.live, self.nodes, s.node.supervision.heartbeat_interval_s)
             self.feed.start()
             self.dispatcher = Dispatcher(build_policy(s.dispatch_policy), b.bus, b.store, b.live)
@@ -150,7 +154,7 @@ class SkaldsSystem:
                 owner=owner,
                 validation=lambda local: ClusterCatalog(local, b.live),
                 on_classes=self.node.classes_changed if self.node is not None else None,
-                on_reloaded=self.node.lease.renew_now if self.node is not None else None,
+                on_reloaded=self._reloaded,
                 debounce_s=s.reload_debounce_s,
                 watch=s.reload_watch,
             )
@@ -178,9 +182,24 @@ class SkaldsSystem:
                 here,
                 nodes=self.nodes,
                 hub=self.hub,
+                metrics=self.metrics,
                 info=info,
                 max_request_bytes=s.max_request_bytes,
             )
+
+    def _reloaded(self, result: ReloadResult) -> None:
+        if self.node is not None:
+            self.node.lease.renew_now()  # the new file status reaches the controller at once
+        if self.metrics is not None:
+            self.metrics.reloaded(result.ok)
+
+    def _files(self) -> dict[str, list[dict[str, Any]]]:
+        here = self.settings.node.id if self.node is not None else "controller"
+        files = {here: self.reloader.status() if self.reloader else []}
+        for view in self.nodes.views() if self.nodes else []:
+            if view.online and view.info.id != here:
+                files[view.info.id] = view.info.files
+        return files
 
     def _fatal(self, reason: str) -> None:
         logger.error("stopping: %s", reason)

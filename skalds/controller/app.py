@@ -6,13 +6,14 @@ import time
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse
 
 from skalds import __version__
 from skalds.config.schema import DEFAULTS
 from skalds.controller import errors
 from skalds.controller.events import EventHub
 from skalds.controller.limits import BodyLimit
+from skalds.controller.metrics import CONTENT_TYPE, Metrics
 from skalds.controller.nodes import NodeDirectory
 from skalds.controller.routes import events, skalds, system, tasks
 from skalds.core.task import now_ms
@@ -57,6 +58,7 @@ def create_app(
     *,
     nodes: NodeDirectory | None = None,
     hub: EventHub | None = None,
+    metrics: Metrics | None = None,
     info: ControllerInfo | None = None,
     max_request_bytes: int = DEFAULTS.controller.max_request_bytes,
 ) -> FastAPI:
@@ -84,6 +86,16 @@ def create_app(
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:
         return RedirectResponse("/api/docs")
+
+    registry = metrics or Metrics(service.store, service.live, app.state.skalds.nodes)
+    if metrics is None:
+        app.state.skalds.hub.listeners.append(registry.observe)
+
+    @app.get("/metrics", tags=["system"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        """Tasks by state and class, nodes by state, each node's load, CPU and memory;
+        dispatch, update and cancel latencies; retries, failovers and reloads."""
+        return PlainTextResponse(registry.text(), media_type=CONTENT_TYPE)
 
     app.include_router(tasks.router)
     app.include_router(skalds.router)

@@ -17,6 +17,7 @@ import logging
 import threading
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,8 @@ class EventHub:
         self.closed = False
         #: The last state seen of each task (events that carry no state borrow it).
         self.status: dict[str, str] = {}
+        #: Called with every event as it is published (e.g. the metrics); must be quick.
+        self.listeners: list[Callable[[HubEvent], None]] = []
 
     def publish(
         self,
@@ -89,6 +92,11 @@ class EventHub:
             self._next_id += 1
             self._events.append(event)
             loops = list(self._waiters)
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("event hub listener failed on %s", event.type)
         for loop in loops:
             try:
                 loop.call_soon_threadsafe(self._wake, loop)

@@ -197,10 +197,18 @@ class Monitor:
         # If the node is alive but cut off, this tells it to stop its stale copy.
         cancel = ControlEvent(task_id=task.id, action=ControlAction.CANCEL, epoch=task.epoch)
         self.bus.publish(Topic.TASK_CANCEL, task.id, cancel.to_value())
+        status = StatusEvent(
+            task_id=task.id,
+            status=written.lifecycle_status,
+            executor=node,
+            epoch=written.epoch,
+            at=now_ms(),
+            error=error.message,
+            cause=AttemptOutcome.NODE_LOST.value,
+        )
+        self.bus.publish(Topic.TASKWORKER_UPDATE, task.id, status.to_value())
         if written.lifecycle_status is TaskLifecycleStatus.FAILED:
             logger.error("task %s: node %s lost and no retries left; Failed", task.id, node)
-            status = StatusEvent(task_id=task.id, status=written.lifecycle_status, epoch=written.epoch, at=now_ms())
-            self.bus.publish(Topic.TASKWORKER_UPDATE, task.id, status.to_value())
             return
         if pinned:
             logger.warning("task %s: its node %s lost its lease; it waits for that node", task.id, node)

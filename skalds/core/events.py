@@ -112,6 +112,7 @@ class StatusEvent(_Payload):
     exit: ExitKind | None = None  # set when the worker process is gone
     reason: str | None = None  # why the node stopped it, when it did
     error: str | None = None  # why the run failed or was lost, when it was
+    cause: str | None = None  # an AttemptOutcome value when a run ended for good or was retried
 
     @property
     def exited(self) -> bool:

@@ -31,6 +31,9 @@ class NodeInfo:
     pid: int = 0
     host: str = ""
     draining: bool = False
+    #: CPU (100 = one core) and resident memory of the node's process tree, when known.
+    cpu_percent: float | None = None
+    memory_mb: float | None = None
     started_at: int = 0
     heartbeat_at: int = 0
 

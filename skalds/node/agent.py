@@ -36,6 +36,7 @@ from skalds.node.reconcile import HeartbeatWriter, Reconciler, hand_back, offer_
 from skalds.node.records import RecordKeeper
 from skalds.node.supervisor import Supervisor, SupervisorSettings, WorkerHandle
 from skalds.node.table import WorkerTable
+from skalds.node.usage import Usage
 from skalds.ports.event_bus import Event, EventBus, Subscription
 from skalds.ports.live_state import LiveState
 from skalds.ports.task_store import TaskQuery, TaskStore
@@ -97,6 +98,7 @@ class NodeAgent:
         self._schemas = {entry["className"]: entry["schema"] for entry in catalog.schemas()}
         #: The node's watched files and their last reload, for its lease (set by whoever watches).
         self.files_status: Callable[[], list[dict[str, Any]]] = list
+        self.usage = Usage(self._pids)
         self.records = RecordKeeper(self.id, store, bus, live, self.workers, settings.retry, self._stopping.is_set)
         self.supervisor = Supervisor(settings.supervision, catalog.modules(), self.records, title=f"node {self.id}")
         self.records.supervisor = self.supervisor
@@ -342,8 +344,14 @@ class NodeAgent:
             self.records.publish_status(task.id, written.lifecycle_status, task.epoch)
 
     # ---- lease -----------------------------------------------------------------------
+    def _pids(self) -> list[int]:
+        launcher = self.supervisor.launcher.pid
+        workers = [h.pid for h in self.supervisor.handles() if h.pid is not None]
+        return [os.getpid(), *([launcher] if launcher else []), *workers]
+
     def node_info(self) -> NodeInfo:
         """This node's lease record."""
+        cpu, memory = self.usage.sample()
         return NodeInfo(
             id=self.id,
             mode=self.settings.mode,
@@ -357,6 +365,8 @@ class NodeAgent:
             pid=os.getpid(),
             host=socket.gethostname(),
             draining=self._state != "ready",
+            cpu_percent=cpu,
+            memory_mb=memory,
             started_at=self._started_at,
             heartbeat_at=now_ms(),
         )

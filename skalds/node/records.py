@@ -148,7 +148,12 @@ class RecordKeeper:
         if written.lifecycle_status is S.FAILED:
             logger.error("task %s lost its worker (%s) and has no retries left; Failed", handle.task_id, error.message)
             self.publish_status(
-                handle.task_id, written.lifecycle_status, handle.epoch, exit=ExitKind.LOST, error=error.message
+                handle.task_id,
+                written.lifecycle_status,
+                handle.epoch,
+                exit=ExitKind.LOST,
+                error=error.message,
+                cause=AttemptOutcome.WORKER_LOST.value,
             )
             return
         logger.warning(
@@ -160,7 +165,12 @@ class RecordKeeper:
             max(0, (written.retry_at or 0) - now_ms()) / 1000,
         )
         self.publish_status(
-            handle.task_id, written.lifecycle_status, handle.epoch, exit=ExitKind.LOST, error=error.message
+            handle.task_id,
+            written.lifecycle_status,
+            handle.epoch,
+            exit=ExitKind.LOST,
+            error=error.message,
+            cause=AttemptOutcome.WORKER_LOST.value,
         )
         self.bus.publish(Topic.TASK_ASSIGN, handle.task_id, TaskEvent(task_ids=[handle.task_id]).to_value())
 
@@ -236,6 +246,7 @@ class RecordKeeper:
         exit: ExitKind | None = None,
         reason: str | None = None,
         error: str | None = None,
+        cause: str | None = None,
     ) -> None:
         """Tell whoever listens on ``taskworker.update`` what happened to a task here."""
         event = StatusEvent(
@@ -248,6 +259,7 @@ class RecordKeeper:
             exit=exit,
             reason=reason,
             error=error,
+            cause=cause,
         )
         try:
             self.bus.publish(Topic.TASKWORKER_UPDATE, task_id, event.to_value())

@@ -105,8 +105,15 @@ class TaskStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def count_by_status_and_class(self) -> dict[tuple[TaskLifecycleStatus, str], int]:
+        """How many tasks are in each state, per class (pairs with none are left out)."""
+
     def count_by_status(self) -> dict[TaskLifecycleStatus, int]:
         """How many tasks are in each state (states with none are left out)."""
+        counts: dict[TaskLifecycleStatus, int] = {}
+        for (status, _), count in self.count_by_status_and_class().items():
+            counts[status] = counts.get(status, 0) + count
+        return counts
 
     @abc.abstractmethod
     def class_names(self) -> list[str]:

@@ -98,7 +98,7 @@ class PoolReloader:
         owner: DeclaredOwner | None = None,
         validation: Callable[[WorkerCatalog], Catalog] = lambda c: c,
         on_classes: Callable[[list[str], list[str]], None] | None = None,
-        on_reloaded: Callable[[], None] | None = None,
+        on_reloaded: Callable[[ReloadResult], None] | None = None,
         debounce_s: float = 0.05,
         watch: bool = True,
     ) -> None:
@@ -230,7 +230,7 @@ class PoolReloader:
         was_bad = self.last is not None and not self.last.ok
         self.last = result
         if self.on_reloaded is not None:
-            self.on_reloaded()
+            self.on_reloaded(result)
         if result.error is not None:
             logger.error("rejected edit, running tasks untouched: %s", result.error)
         else:

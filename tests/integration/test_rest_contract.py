@@ -287,3 +287,23 @@ def test_history_tells_every_change_with_its_actor_epoch_and_reason(api: TestCli
     ]
     assert items[1]["reason"] == "least_loaded chose test-node" and items[3]["reason"] == "version 1"
     assert all(isinstance(i["at"], int) for i in items)
+
+
+def test_metrics_speak_prometheus_with_the_clusters_figures(api: TestClient) -> None:
+    api.post("/api/tasks", json={"id": "m-1", "className": "MyWorker", "attachments": GOOD})
+    wait_until(lambda: running(api, "m-1"), message="running")
+    api.patch("/api/tasks/m-1/attachments", json={"attachments": {"fixFrame": 5}})
+    wait_until(lambda: api.get("/api/tasks/m-1").json()["appliedVersion"] == 1, message="applied")
+    api.post("/api/tasks/m-1/cancel")
+    wait_until(lambda: "skalds_cancel_seconds_count 1.0" in api.get("/metrics").text, message="cancel observed")
+    text = api.get("/metrics").text
+    assert api.get("/metrics").headers["content-type"].startswith("text/plain")
+    for line in (
+        'skalds_tasks{class="MyWorker",state="Cancelled"} 1.0',
+        'skalds_nodes{state="online",type="node"} 1.0',
+        'skalds_node_capacity{node="test-node"} 16.0',
+        "skalds_dispatch_seconds_count 1.0",
+        "skalds_update_seconds_count 1.0",
+    ):
+        assert line in text, line
+    assert 'skalds_node_memory_bytes{node="test-node"}' in text

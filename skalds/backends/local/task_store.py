@@ -252,11 +252,13 @@ class SqliteTaskStore(TaskStore):
                 raise
             self._db.execute("COMMIT")
 
-    def count_by_status(self) -> dict[TaskLifecycleStatus, int]:
+    def count_by_status_and_class(self) -> dict[tuple[TaskLifecycleStatus, str], int]:
         with self._lock, self._translated("counting tasks by state"):
-            rows = self._db.execute("SELECT status, COUNT(*) FROM tasks GROUP BY status").fetchall()
+            rows = self._db.execute(
+                "SELECT status, class_name, COUNT(*) FROM tasks GROUP BY status, class_name"
+            ).fetchall()
         known = {s.value: s for s in TaskLifecycleStatus}
-        return {known[status]: count for status, count in rows if status in known}
+        return {(known[status], cls): count for status, cls, count in rows if status in known}
 
     def class_names(self) -> list[str]:
         with self._lock, self._translated("listing class names"):

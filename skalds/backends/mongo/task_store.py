@@ -280,16 +280,17 @@ class MongoTaskStore(TaskStore):
             raise TaskNotFound(f"task {task_id!r} not found", task_id=task_id)
         raise StaleWrite(f"task {task_id!r} changed meanwhile (now {current.get(_STATUS)})", task_id=task_id)
 
-    def count_by_status(self) -> dict[TaskLifecycleStatus, int]:
-        """How many tasks are in each state (one aggregation).
+    def count_by_status_and_class(self) -> dict[tuple[TaskLifecycleStatus, str], int]:
+        """How many tasks are in each state, per class (one aggregation).
 
         Raises:
             BackendUnavailable: the server cannot be reached.
         """
+        group = {"_id": {"s": f"${_STATUS}", "c": f"${_KEYS['class_name']}"}, "count": {"$sum": 1}}
         with self._translated("counting tasks by state"):
-            rows = list(self._tasks.aggregate([{"$group": {"_id": f"${_STATUS}", "count": {"$sum": 1}}}]))
+            rows = list(self._tasks.aggregate([{"$group": group}]))
         known = {s.value: s for s in TaskLifecycleStatus}
-        return {known[r["_id"]]: int(r["count"]) for r in rows if r["_id"] in known}
+        return {(known[r["_id"]["s"]], str(r["_id"]["c"])): int(r["count"]) for r in rows if r["_id"].get("s") in known}
 
     def class_names(self) -> list[str]:
         """Every class name some stored task has, sorted (one ``distinct``).
