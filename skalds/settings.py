@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from skalds.config.paths import config_dir
 from skalds.config.schema import DEFAULT_CAPACITY, ControllerConf, MonitorConf, NodeConf, ReloadConf
+from skalds.controller.access import split_keys
 from skalds.controller.monitor import MonitorSettings
 from skalds.core.lifecycle import RetryPolicy
 from skalds.errors import ConfigError
@@ -52,6 +53,8 @@ class Settings:
     reload_debounce_s: float = ReloadConf.debounce_s
     max_request_bytes: int = ControllerConf.max_request_bytes
     max_event_bytes: int = ControllerConf.max_event_bytes
+    #: Access: operator and viewer keys, and the hosts and origins accepted (raw config values).
+    access: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _section(cfg: DictConfig, name: str, schema: type) -> Any:
@@ -171,6 +174,13 @@ def load_settings(cfg: DictConfig) -> Settings:
         reload_debounce_s=reload_conf.debounce_s,
         max_request_bytes=controller.max_request_bytes,
         max_event_bytes=controller.max_event_bytes,
+        access={
+            "operator_keys": controller.api_keys,
+            "viewer_keys": controller.viewer_keys,
+            "allowed_hosts": controller.allowed_hosts,
+            "allowed_origins": [*split_keys(controller.allowed_origins), *split_keys(controller.cors_origins)],
+            "cors_origins": split_keys(controller.cors_origins),
+        },
     )
 
 

@@ -184,6 +184,7 @@ class SkaldsSystem:
                 hub=self.hub,
                 metrics=self.metrics,
                 info=info,
+                access=s.access,
                 max_request_bytes=s.max_request_bytes,
             )
 

@@ -79,7 +79,7 @@ def system(tmp_path: Path, pool_path: Path | None) -> Iterator[SkaldsSystem]:
 @pytest.fixture
 def api(system: SkaldsSystem) -> TestClient:
     """An HTTP client of the system's REST API (in-process ASGI)."""
-    return TestClient(system.app)
+    return TestClient(system.app, base_url="http://localhost")
 
 
 @pytest.fixture

@@ -38,6 +38,15 @@ class ControllerConf:
     max_event_bytes: int = setting(
         256 * 1024, "larger attachments reach the node through the task store, not in the event", min=1024
     )
+    api_keys: Any = setting(
+        None, "operator keys, comma-separated (better: SKALDS_API_KEYS); set, every request needs one"
+    )
+    viewer_keys: Any = setting(
+        None, "read-only keys (reads, events, metrics), comma-separated (better: SKALDS_VIEWER_KEYS)"
+    )
+    allowed_hosts: Any = setting(None, "Host names answered besides localhost and the bound address ('*': any)")
+    allowed_origins: Any = setting(None, "origins whose pages may send changes, besides the controller's own")
+    cors_origins: Any = setting(None, "origins whose pages may read the API (CORS); none by default")
 
 
 @dataclass

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse, RedirectResponse
 
 from skalds import __version__
 from skalds.config.schema import DEFAULTS
 from skalds.controller import errors
+from skalds.controller.access import Access, AccessPolicy
 from skalds.controller.events import EventHub
 from skalds.controller.limits import BodyLimit
 from skalds.controller.metrics import CONTENT_TYPE, Metrics
@@ -60,6 +63,7 @@ def create_app(
     hub: EventHub | None = None,
     metrics: Metrics | None = None,
     info: ControllerInfo | None = None,
+    access: dict[str, Any] | None = None,
     max_request_bytes: int = DEFAULTS.controller.max_request_bytes,
 ) -> FastAPI:
     """Build the API around a task service (and the pool's reloader, if this process watches
@@ -81,6 +85,18 @@ def create_app(
         info or ControllerInfo(),
     )
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
+    rules = dict(access or {})
+    cors = rules.pop("cors_origins", None) or []
+    if cors:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        )
+    # Added last, so it runs first: nothing reaches a route (or the body limit) unchecked.
+    host = info.host if info is not None else DEFAULTS.controller.host
+    app.add_middleware(Access, policy=AccessPolicy.build(host, **rules))
     errors.install(app)
 
     @app.get("/", include_in_schema=False)

@@ -274,14 +274,14 @@ def test_a_classes_edit_is_checked_and_applied_like_a_task_edit(
 
 def test_an_api_patch_of_a_declared_task_lasts_until_its_yaml_entry_changes(pool: Pool, tmp_path: Path) -> None:
     system = make_system(tmp_path / "data", pool=pool.path).start()
-    api = TestClient(system.app)
+    api = TestClient(system.app, base_url="http://localhost")
     try:
         wait_until(lambda: running(api, "cam-1"), message="running")
         assert api.patch("/api/tasks/cam-1/attachments", json={"attachments": {"level": 42}}).status_code == 200
     finally:
         system.stop()
     system = make_system(tmp_path / "data", pool=pool.path).start()
-    api = TestClient(system.app)
+    api = TestClient(system.app, base_url="http://localhost")
     try:
         wait_until(lambda: running(api, "cam-1"), message="running again")
         assert task(api, "cam-1")["attachments"]["level"] == 42, "a restart does not undo the API's edit"
