@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from skalds import __version__
 from skalds.config.schema import DEFAULTS
@@ -22,6 +25,35 @@ from skalds.controller.routes import events, skalds, system, tasks
 from skalds.core.task import now_ms
 from skalds.reload.reloader import PoolReloader
 from skalds.service.tasks import TaskService
+
+
+ASSETS = Path(__file__).parent / "static" / "vendor"
+
+
+def _docs(app: FastAPI) -> None:
+    """Swagger UI at /api/docs and ReDoc at /api/redoc, with their scripts and styles from the
+    package (under /docs-assets/), so the docs work offline."""
+    app.mount("/docs-assets", StaticFiles(directory=ASSETS), name="docs-assets")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="Skalds API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    @app.get("/api/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/api/openapi.json",
+            title="Skalds API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon-32x32.png",
+            with_google_fonts=False,
+        )
 
 
 @dataclass(frozen=True)
@@ -71,8 +103,8 @@ def create_app(
     app = FastAPI(
         title="Skalds",
         version=__version__,
-        docs_url="/api/docs",
-        redoc_url="/api/redoc",
+        docs_url=None,  # served below with assets from the package, not a CDN
+        redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     app.state.skalds = AppState(
@@ -113,6 +145,7 @@ def create_app(
         dispatch, update and cancel latencies; retries, failovers and reloads."""
         return PlainTextResponse(registry.text(), media_type=CONTENT_TYPE)
 
+    _docs(app)
     app.include_router(tasks.router)
     app.include_router(skalds.router)
     app.include_router(events.router)

@@ -307,3 +307,14 @@ def test_metrics_speak_prometheus_with_the_clusters_figures(api: TestClient) -> 
     ):
         assert line in text, line
     assert 'skalds_node_memory_bytes{node="test-node"}' in text
+
+
+def test_the_api_docs_load_their_assets_from_the_package(api: TestClient) -> None:
+    for page, asset in (
+        ("/api/docs", "/docs-assets/swagger-ui-bundle.js"),
+        ("/api/redoc", "/docs-assets/redoc.standalone.js"),
+    ):
+        html = api.get(page).text
+        assert asset in html and "cdn" not in html.lower() and "fonts.googleapis" not in html
+        assert api.get(asset).status_code == 200
+    assert api.get("/docs-assets/swagger-ui.css").status_code == 200
