@@ -20,12 +20,12 @@ from skalds.controller.access import Access, AccessPolicy
 from skalds.controller.events import EventHub
 from skalds.controller.limits import BodyLimit
 from skalds.controller.metrics import CONTENT_TYPE, Metrics
+from skalds.controller.models import COMMON_ERRORS
 from skalds.controller.nodes import NodeDirectory
 from skalds.controller.routes import events, skalds, system, tasks
 from skalds.core.task import now_ms
 from skalds.reload.reloader import PoolReloader
 from skalds.service.tasks import TaskService
-
 
 ASSETS = Path(__file__).parent / "static" / "vendor"
 
@@ -103,6 +103,7 @@ def create_app(
     app = FastAPI(
         title="Skalds",
         version=__version__,
+        responses=COMMON_ERRORS,
         docs_url=None,  # served below with assets from the package, not a CDN
         redoc_url=None,
         openapi_url="/api/openapi.json",

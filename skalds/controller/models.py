@@ -21,6 +21,34 @@ class Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+class FieldError(BaseModel):
+    """One field at fault."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: the error's kind, what went wrong, the fields at fault for a
+    validation error, and further details of the error."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="The kind of error, e.g. ValidationFailed, TaskNotFound")
+    detail: str = Field(description="What went wrong, for people")
+    errors: list[FieldError] | None = None
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting error answers with these status codes."""
+    return {code: {"model": ErrorBody} for code in codes}
+
+
+#: Error answers any request may get: access (401, 403, 421), size (413), input (422) and a
+#: backend that is away (503).
+COMMON_ERRORS = errors(401, 403, 413, 421, 422, 503)
+
+
 class TaskPage(Body):
     """``GET /api/tasks``: one page, newest first unless asked otherwise."""
 

@@ -17,13 +17,14 @@ from skalds.controller.models import (
     SkaldTask,
     SkaldTasks,
     SuccessResponse,
+    errors,
 )
 from skalds.controller.nodes import NodeDirectory, NodeView
 from skalds.core.task import ACTIVE_STATES, Task, now_ms
 from skalds.errors import NotFound
 from skalds.ports.task_store import TaskQuery, TaskStore
 
-router = APIRouter(prefix="/api/skalds", tags=["skalds"])
+router = APIRouter(prefix="/api/skalds", tags=["skalds"], responses=errors(404))
 
 
 def _directory(request: Request) -> NodeDirectory:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from skalds.controller.models import SuccessResponse, TaskHeartbeat, TaskHistory, TaskPage
+from skalds.controller.models import SuccessResponse, TaskHeartbeat, TaskHistory, TaskPage, errors
 from skalds.core.task import LIVE_STATES, Task, TaskLifecycleStatus
 from skalds.errors import ValidationFailed
 from skalds.ports.task_store import TaskQuery
@@ -22,7 +22,7 @@ from skalds.service.requests import (
 )
 from skalds.service.tasks import TaskService
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(404, 409))
 STATES = {s.value.lower(): s for s in TaskLifecycleStatus}
 Pattern = Annotated[str | None, Query(max_length=200, description="Case-insensitive regular expression")]
 
