@@ -25,6 +25,7 @@ from skalds.core.lifecycle import RetryPolicy
 from skalds.errors import ConfigError
 from skalds.node.agent import NodeSettings
 from skalds.node.lease import LeaseSettings
+from skalds.node.output import OutputSettings
 from skalds.node.supervisor import SupervisorSettings
 from skalds.reload.pool import WorkerPoolFile
 
@@ -141,6 +142,11 @@ def load_settings(cfg: DictConfig) -> Settings:
             cancel_grace_s=node_conf.cancel_grace_s,
             terminate_grace_s=node_conf.terminate_grace_s,
             log_level=log_level,
+        ),
+        output=OutputSettings(
+            keep_lines=node_conf.output_keep_lines,
+            retention_s=node_conf.output_retention_s,
+            echo=node_conf.output_echo,
         ),
     )
     monitor = MonitorSettings(

@@ -4,7 +4,10 @@ named by its ``journal`` attachment, so a test can see inside the worker process
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
+import sys
 import time
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,7 +31,7 @@ class ProbeModel(BaseModel):
     journal: str
     level: int = Field(1, ge=0, le=100)
     label: str = "start"
-    mode: str = "loop"  # loop | finish | raise | ignore_stop | hang
+    mode: str = "loop"  # loop | finish | raise | ignore_stop | hang | chatty | crash
     steps: int = 3
 
 
@@ -67,6 +70,21 @@ class ProbeWorker(BaseTaskWorker[ProbeModel]):
                 self.report_progress((i + 1) / d.steps)
                 self.sleep(0.05)
             return
+        if d.mode == "chatty":  # every kind of output a task writes, then it runs on
+            print(f"plain stdout {d.label}")
+            print(f"plain stderr {d.label}", file=sys.stderr)
+            logging.getLogger("probe").info("logged info %s", d.label)
+            try:
+                raise KeyError("probe")
+            except KeyError:
+                logging.getLogger("probe").exception("logged error %s", d.label)
+            print("x" * 40_000)
+            write(d.journal, "chatted")
+        if d.mode == "crash":  # last words without a newline, then killed outright
+            sys.stderr.write(f"last words {d.label}")
+            sys.stderr.flush()
+            write(d.journal, "crashing")
+            os.kill(os.getpid(), signal.SIGKILL)
         if d.mode in ("ignore_stop", "hang"):
             while True:
                 time.sleep(0.05)

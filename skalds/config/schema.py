@@ -75,6 +75,11 @@ class NodeConf:
     max_retries: int = setting(3, "retries after a lost worker or node, then Failed", min=0)
     retry_backoff_s: float = setting(0.5, "wait before retry n: retry_backoff_s * 2^(n-1) ...", min=0)
     retry_backoff_max_s: float = setting(30.0, "... at most this long", min=0)
+    output_keep_lines: int = setting(
+        1000, "lines of each task's stdout and stderr kept for /api/tasks/{id}/logs", min=1
+    )
+    output_retention_s: float = setting(86400.0, "a task's output is forgotten this long after its last line", min=1)
+    output_echo: bool = setting(True, "also print workers' output on the node's own stdout and stderr")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from skalds.controller.limits import BodyLimit
 from skalds.controller.metrics import CONTENT_TYPE, Metrics
 from skalds.controller.models import COMMON_ERRORS
 from skalds.controller.nodes import NodeDirectory
-from skalds.controller.routes import events, skalds, system, tasks
+from skalds.controller.routes import events, logs, skalds, system, tasks
 from skalds.core.task import now_ms
 from skalds.reload.reloader import PoolReloader
 from skalds.service.tasks import TaskService
@@ -148,6 +148,7 @@ def create_app(
 
     _docs(app)
     app.include_router(tasks.router)
+    app.include_router(logs.router)
     app.include_router(skalds.router)
     app.include_router(events.router)
     app.include_router(system.router)

@@ -67,6 +67,27 @@ class TaskHistory(Body):
     items: list[TransitionRecord]
 
 
+class TaskLogLine(Body):
+    """One line a task's worker wrote, with its cursor ``id``."""
+
+    id: str = Field(description="Cursor: pass as `after` (or Last-Event-ID) to read what follows")
+    at: int = Field(description="When the node read the line, epoch milliseconds")
+    stream: str = Field(description="stdout, stderr, or skalds (notes of the node itself)")
+    level: str | None = Field(None, description="The logging level of a logging record; null for plain output")
+    text: str
+    node: str = Field(description="The node that ran the worker")
+    epoch: int = Field(description="The task's epoch of that run")
+    attempt: int = 0
+
+
+class TaskLogs(Body):
+    """``GET /api/tasks/{id}/logs``: the task's newest output lines, oldest first."""
+
+    task_id: str
+    lines: list[TaskLogLine]
+    cursor: str | None = Field(description="The last line's cursor: follow with `?follow=true&after=<cursor>`")
+
+
 class SuccessResponse(Body):
     """The original's answer to an action."""
 

@@ -1,4 +1,4 @@
-"""The short-lived records nodes publish: a node's lease and a task's heartbeat."""
+"""The short-lived records nodes publish: a node's lease, a task's heartbeat and its output lines."""
 
 from __future__ import annotations
 
@@ -70,6 +70,32 @@ class Heartbeat:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Heartbeat:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class LogLine:
+    """One line a worker process wrote: ``at`` (epoch ms, when the node read it), the
+    ``stream`` (``stdout``, ``stderr``, or ``skalds`` for the node's own notes), the ``level``
+    of a logging record (None for plain output), and which run wrote it (``node``, ``epoch``,
+    ``attempt``)."""
+
+    at: int
+    stream: str
+    text: str
+    node: str
+    epoch: int
+    attempt: int = 0
+    level: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LogLine:
         """Inverse of :meth:`to_dict`; unknown keys are ignored."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)

@@ -32,6 +32,7 @@ from skalds.core.task import ACTIVE_STATES, Task, TaskError, TaskLifecycleStatus
 from skalds.errors import BackendUnavailable, InvalidTransition, TaskNotFound
 from skalds.node.launcher import LauncherGone
 from skalds.node.lease import LeaseKeeper, LeaseSettings
+from skalds.node.output import OutputSettings, OutputShipper
 from skalds.node.reconcile import HeartbeatWriter, Reconciler, hand_back, offer_update
 from skalds.node.records import RecordKeeper
 from skalds.node.supervisor import Supervisor, SupervisorSettings, WorkerHandle
@@ -67,6 +68,7 @@ class NodeSettings:
     retry: RetryPolicy = field(default_factory=default_retry_policy)
     fence_check_interval_s: float = DEFAULTS.node.fence_check_interval_s
     supervision: SupervisorSettings = field(default_factory=SupervisorSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
 
 
 class NodeAgent:
@@ -100,7 +102,10 @@ class NodeAgent:
         self.files_status: Callable[[], list[dict[str, Any]]] = list
         self.usage = Usage(self._pids)
         self.records = RecordKeeper(self.id, store, bus, live, self.workers, settings.retry, self._stopping.is_set)
-        self.supervisor = Supervisor(settings.supervision, catalog.modules(), self.records, title=f"node {self.id}")
+        self.output = OutputShipper(self.id, live, settings.output)
+        self.supervisor = Supervisor(
+            settings.supervision, catalog.modules(), self.records, title=f"node {self.id}", output=self.output.lines
+        )
         self.records.supervisor = self.supervisor
         touch = (lambda: store.touch_node(self.id, self.instance)) if settings.self_fence else None
         self.lease = LeaseKeeper(settings.lease, live, self.node_info, self._lease_renewed, self._taken_over, touch)
@@ -124,10 +129,12 @@ class NodeAgent:
         Raises:
             OwnershipConflict: another live process holds this node id (nothing changed).
         """
+        self.output.start()
         self.supervisor.start()
         try:
             self.lease.acquire()
         except BaseException:
+            self.output.stop()
             self._stopping.set()  # stop() must not touch what another process owns
             self.supervisor.shutdown()
             raise
@@ -163,6 +170,7 @@ class NodeAgent:
         s = self.settings.supervision
         if not self.supervisor.wait_all_gone(s.cancel_grace_s + 2 * s.terminate_grace_s + 5):
             logger.error("node %s: workers still running after SIGKILL; handing their tasks back anyway", self.id)
+        self.output.stop()  # the workers' last lines, shipped
         self.records.outbox.close()
         handed = self._hand_back_all("its node stopped")
         self.beats.loop.stop()

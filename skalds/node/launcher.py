@@ -7,8 +7,8 @@ small launcher once, with ``subprocess``, and asks it to fork.
 
 The node and the launcher talk over a SOCK_SEQPACKET pair in the small records of
 :mod:`skalds.worker.protocol`; each :class:`~skalds.worker.protocol.Launch` carries the worker's
-pipe (SCM_RIGHTS), and the task itself (attachments of any size) travels on that pipe, never in
-a datagram. Closing the node's end ends the launcher; every process here dies with its parent
+pipe and the write ends of its stdout and stderr pipes (SCM_RIGHTS), and the task itself
+(attachments of any size) travels on the worker's pipe, never in a datagram. Closing the node's end ends the launcher; every process here dies with its parent
 (PR_SET_PDEATHSIG), so a killed node leaves no orphan behind.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import io
 import json
 import logging
 import os
@@ -123,33 +124,42 @@ class LauncherClient:
         """The launcher's process id."""
         return self._proc.pid if self._proc else None
 
-    def launch(self, launch_id: int, spec: WorkerSpec) -> Connection:
-        """Fork a worker for ``spec`` and return the node's end of its pipe.
+    def launch(self, launch_id: int, spec: WorkerSpec) -> tuple[Connection, int, int]:
+        """Fork a worker for ``spec`` and return the node's end of its pipe and the read ends
+        (non-blocking) of its stdout and stderr.
 
         Raises:
             LauncherGone: the launcher is not running.
         """
         node_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         request = Launch(launch_id, f"skalds worker {spec.task_id} {spec.class_name}")
         try:
             with self._lock:
                 if self._sock is None:
                     raise LauncherGone("launcher not running")
                 try:
-                    socket.send_fds(self._sock, [pickle.dumps(request)], [worker_end.fileno()])
+                    socket.send_fds(self._sock, [pickle.dumps(request)], [worker_end.fileno(), out_w, err_w])
                 except OSError as exc:
                     raise LauncherGone(f"launcher not reachable: {exc}") from exc
         except BaseException:
             node_end.close()
+            os.close(out_r)
+            os.close(err_r)
             raise
         finally:
             worker_end.close()
+            os.close(out_w)
+            os.close(err_w)
+        os.set_blocking(out_r, False)
+        os.set_blocking(err_r, False)
         conn = Connection(node_end.detach())
         try:
             conn.send(spec)  # any size: the worker reads it first thing
         except OSError:
             pass  # the worker died at once; its exit is reported like any other
-        return conn
+        return conn, out_r, err_r
 
     def preload(self, modules: list[str]) -> None:
         """Have the launcher import ``modules`` (new worker classes), so workers forked from
@@ -213,9 +223,21 @@ def _import_new(modules: list[str]) -> None:
             logger.exception("cannot import worker module %s", module)
 
 
-def _child(sock: socket.socket, selector: selectors.BaseSelector, wake: tuple[int, int], fd: int, title: str) -> None:
+def _child(
+    sock: socket.socket, selector: selectors.BaseSelector, wake: tuple[int, int], fds: list[int], title: str
+) -> None:
     code = 70
+    fd, out, err = fds
     try:
+        # stdout and stderr become the pipes the node reads (and ships as the task's output);
+        # line-buffered, so a print() shows up at once.
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        os.close(out)
+        os.close(err)
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True)
         launcher_pid = os.getppid()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -241,6 +263,11 @@ def _child(sock: socket.socket, selector: selectors.BaseSelector, wake: tuple[in
         logging.getLogger(__name__).exception("worker bootstrap failed")
     finally:
         logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # the node is gone, or the user closed the stream
         os._exit(code)
 
 
@@ -262,6 +289,8 @@ def main(argv: list[str]) -> None:
     except BaseException:
         logger.exception("cannot import worker modules %s", preload)
         sys.exit(2)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or every fork would repeat what the imports printed
     gc.collect()
     gc.freeze()  # keep the preloaded objects out of the children's GC passes: fewer COW pages
 
@@ -279,7 +308,7 @@ def main(argv: list[str]) -> None:
         for key, _ in selector.select():
             if key.fileobj is sock:
                 try:
-                    msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_PACKET, 1)
+                    msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_PACKET, 3)
                 except ConnectionResetError:
                     return  # the node closed its end with replies unread
                 if not msg:
@@ -290,8 +319,9 @@ def main(argv: list[str]) -> None:
                     continue
                 pid = os.fork()
                 if pid == 0:
-                    _child(sock, selector, wake, fds[0], request.title)
-                os.close(fds[0])
+                    _child(sock, selector, wake, fds, request.title)
+                for fd in fds:
+                    os.close(fd)
                 sock.send(pickle.dumps(Launched(request.launch_id, pid)))
             else:
                 try:

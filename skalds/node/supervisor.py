@@ -1,9 +1,10 @@
 """Watches every worker process of a node from one thread.
 
-The supervisor owns the node's launcher and the node's ends of the worker pipes. Its thread
-waits on all of them at once (plus a wake-up pipe and the nearest deadline), so a node with
-500 workers costs one thread, and a slow or dead worker never blocks the others. It tells the
-node agent what happened through a :class:`SupervisorListener`.
+The supervisor owns the node's launcher and the node's ends of the worker pipes (commands and
+messages, stdout, stderr). Its thread waits on all of them at once (plus a wake-up pipe and the
+nearest deadline), so a node with 500 workers costs one thread, and a slow or dead worker never
+blocks the others. It tells the node agent what happened through a :class:`SupervisorListener`
+and hands what workers print, line by line, to an :data:`OutputSink`.
 
 It judges a worker silent only over time it was itself running: after its own thread was
 stopped (the whole node frozen by SIGSTOP, a VM pause, heavy swapping) it gives every worker a
@@ -19,6 +20,7 @@ import selectors
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Protocol
@@ -27,6 +29,7 @@ from skalds.config.schema import DEFAULTS
 from skalds.core.events import ExitKind
 from skalds.core.task import TaskError
 from skalds.node.launcher import LauncherClient, exit_description
+from skalds.node.output import OutputPipe
 from skalds.worker.protocol import (
     EXIT_SELF_FENCED,
     Applied,
@@ -78,6 +81,7 @@ class WorkerHandle:
     returncode: int | None = None
     exited: bool = False
     send_lock: threading.Lock = field(default_factory=threading.Lock)
+    outputs: list[OutputPipe] = field(default_factory=list)  # stdout, stderr
 
     def send(self, message: ToWorker) -> bool:
         """Send a command to the worker; False if it is gone already."""
@@ -106,6 +110,15 @@ class SupervisorListener(Protocol):
     def on_exit(self, handle: WorkerHandle, result: WorkerExit) -> None: ...
 
 
+#: Receives the lines a worker wrote to one stream (``stdout`` or ``stderr``), on the
+#: supervisor thread, in order; must not block.
+OutputSink = Callable[[WorkerHandle, str, list[str]], None]
+
+
+def _discard(handle: WorkerHandle, stream: str, texts: list[str]) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class SupervisorSettings:
     """Timings of worker supervision, in seconds."""
@@ -121,10 +134,16 @@ class Supervisor:
     """Starts, watches and stops worker processes."""
 
     def __init__(
-        self, settings: SupervisorSettings, preload: list[str], listener: SupervisorListener, title: str = "skalds"
+        self,
+        settings: SupervisorSettings,
+        preload: list[str],
+        listener: SupervisorListener,
+        title: str = "skalds",
+        output: OutputSink = _discard,
     ) -> None:
         self.settings = settings
         self.listener = listener
+        self.output = output
         self.launcher = LauncherClient(preload, settings.log_level, f"skalds launcher {title}")
         self._lock = threading.Lock()
         self._gone = threading.Condition(self._lock)  # notified whenever a worker is forgotten
@@ -179,7 +198,8 @@ class Supervisor:
         with self._lock:
             self._handles[launch_id] = handle
         try:
-            handle.conn = self.launcher.launch(launch_id, spec)
+            handle.conn, out, err = self.launcher.launch(launch_id, spec)
+            handle.outputs = [OutputPipe(handle, "stdout", out), OutputPipe(handle, "stderr", err)]
         except BaseException:
             with self._lock:
                 self._handles.pop(launch_id, None)
@@ -247,11 +267,15 @@ class Supervisor:
             new, self._new = self._new, []
         for handle in new:
             self._selector.register(handle.conn.fileno(), selectors.EVENT_READ, handle)
+            for pipe in handle.outputs:
+                self._selector.register(pipe.fd, selectors.EVENT_READ, pipe)
         for key, _ in self._selector.select(self._escalate()):
             if key.data is None:
                 os.read(self._wake_r, 4096)
             elif key.data is self.launcher:
                 self._from_launcher()
+            elif isinstance(key.data, OutputPipe):
+                self._from_output(key.data)
             else:
                 self._from_worker(key.data)
 
@@ -332,6 +356,14 @@ class Supervisor:
             self._selector.unregister(h.conn.fileno())
             self._maybe_finish(h)
 
+    def _from_output(self, pipe: OutputPipe) -> None:
+        texts, eof = pipe.read()
+        if texts:
+            self.output(pipe.handle, pipe.stream, texts)
+        if eof:
+            self._selector.unregister(pipe.fd)
+            pipe.close()
+
     def _handle_message(self, h: WorkerHandle, message: FromWorker) -> None:
         h.last_seen = time.monotonic()
         if isinstance(message, Beat):
@@ -358,6 +390,10 @@ class Supervisor:
             if h.pid is not None:
                 self._by_pid.pop(h.pid, None)
         h.conn.close()
+        for pipe in h.outputs:  # its last words come before its end
+            if not pipe.closed:
+                self._selector.unregister(pipe.fd)
+                self.output(h, pipe.stream, pipe.drain())
         self.listener.on_exit(h, judge_exit(h))
 
 

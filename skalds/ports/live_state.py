@@ -1,11 +1,11 @@
-"""Live state port: node leases and task heartbeats, which expire on their own."""
+"""Live state port: node leases, task heartbeats and task output, which expire on their own."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from skalds.core.records import Heartbeat, NodeInfo
+from skalds.core.records import Heartbeat, LogLine, NodeInfo
 
 
 class LiveState(abc.ABC):
@@ -47,6 +47,21 @@ class LiveState(abc.ABC):
     @abc.abstractmethod
     def drop_heartbeats(self, task_ids: Iterable[str]) -> None:
         """Forget the heartbeats of tasks that ended. Idempotent."""
+
+    @abc.abstractmethod
+    def append_logs(self, lines: Mapping[str, Sequence[LogLine]], keep: int, ttl_s: float) -> None:
+        """Append output lines of many tasks in one round trip. Each task keeps about its last
+        ``keep`` lines; a task's lines expire ``ttl_s`` after the last append to them."""
+
+    @abc.abstractmethod
+    def read_logs(self, task_id: str, *, after: str | None = None, limit: int = 200) -> list[tuple[str, LogLine]]:
+        """A task's lines, oldest first, each with its cursor: the last ``limit`` lines, or
+        with ``after`` (a cursor from an earlier read) the first ``limit`` lines after it.
+        Cursors are opaque strings, increasing with each line appended."""
+
+    @abc.abstractmethod
+    def drop_logs(self, task_ids: Iterable[str]) -> None:
+        """Forget the lines of these tasks (their records were deleted). Idempotent."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Idempotent."""

@@ -17,6 +17,7 @@ from typing import Any
 from skalds.config.schema import DEFAULTS
 from skalds.core.events import ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent
 from skalds.core.lifecycle import Action, allowed, plan
+from skalds.core.records import LogLine
 from skalds.core.storable import check_storable
 from skalds.core.task import Task, TaskLifecycleStatus, TransitionRecord, seed_heartbeat
 from skalds.errors import BackendUnavailable, InvalidTransition, StaleWrite
@@ -279,8 +280,23 @@ class TaskService:
                 self.store.delete(task_id, {"lifecycle_status": task.lifecycle_status, "epoch": task.epoch})
             except StaleWrite:
                 continue
+            try:
+                self.live.drop_logs([task_id])  # a task made again with this id starts with none
+            except BackendUnavailable as exc:
+                logger.warning("task %s deleted; its output is left to expire: %s", task_id, exc)
             return task
         raise StaleWrite(f"task {task_id!r} kept changing; not deleted", task_id=task_id)
+
+    def logs(self, task_id: str, *, after: str | None = None, limit: int = 200) -> list[tuple[str, LogLine]]:
+        """A task's output lines with their cursors: its last ``limit``, or those after the
+        cursor ``after``.
+
+        Raises:
+            TaskNotFound.
+            BackendUnavailable: the live state, which keeps the lines, cannot be reached.
+        """
+        self.store.get(task_id)
+        return self.live.read_logs(task_id, after=after, limit=limit)
 
     def _control(self, task_id: str, action: Action, actor: str) -> Task:
         task = writes.apply(self.store, task_id, action, actor=actor)

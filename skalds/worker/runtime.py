@@ -149,12 +149,17 @@ class Listener:
             return
         control = self.worker._control
         if control.stop_cause is None:
-            logger.warning("task %s: node lease not renewed in time; stopping this copy", self.worker.task_id)
+            # Logged from a thread of its own: stderr is a pipe the (maybe frozen) node reads,
+            # and this thread must never wait on it, or it could not stop the worker in time.
+            threading.Thread(
+                target=logger.warning,
+                args=("task %s: node lease not renewed in time; stopping this copy", self.worker.task_id),
+                daemon=True,
+            ).start()
         control.request_stop(StopCause.SELF_FENCED)
         if now >= lease.exit_at:
             self.channel.send(Stopped(_now_ms(), StopCause.SELF_FENCED))
-            logging.shutdown()
-            os._exit(EXIT_SELF_FENCED)
+            os._exit(EXIT_SELF_FENCED)  # no flush of stdout or stderr: either may be full
         if now >= lease.terminate_at and not self._terminated:
             self._terminated = True
             os.kill(os.getpid(), signal.SIGTERM)  # TaskStopped in the main thread

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from skalds.core.records import Heartbeat, NodeInfo
+from skalds.core.records import Heartbeat, LogLine, NodeInfo
 from skalds.ports.live_state import LiveState
 from skalds.testing import wait_until
 
@@ -88,3 +88,37 @@ def test_dropping_heartbeats_is_idempotent(live_state: LiveState, unique: str) -
     live_state.drop_heartbeats([a])
     live_state.drop_heartbeats([])
     assert live_state.heartbeats([a]) == {}
+
+
+def _line(text: str, epoch: int = 1) -> LogLine:
+    return LogLine(int(time.time() * 1000), "stdout", text, "n", epoch, 0, None)
+
+
+def test_output_lines_are_appended_in_order_read_as_tail_or_after_a_cursor(live_state: LiveState, unique: str) -> None:
+    a, b = f"{unique}-a", f"{unique}-b"
+    live_state.append_logs({a: [_line("a1"), _line("a2")], b: [_line("b1")]}, keep=100, ttl_s=30)
+    live_state.append_logs({a: [_line("a3", epoch=2)]}, keep=100, ttl_s=30)
+    lines = live_state.read_logs(a)
+    assert [line.text for _, line in lines] == ["a1", "a2", "a3"]
+    assert lines[2][1].epoch == 2 and lines[2][1].stream == "stdout"
+    assert [line.text for _, line in live_state.read_logs(a, limit=2)] == ["a2", "a3"]
+    first = lines[0][0]
+    assert [line.text for _, line in live_state.read_logs(a, after=first)] == ["a2", "a3"]
+    assert [line.text for _, line in live_state.read_logs(a, after=first, limit=1)] == ["a2"]
+    assert live_state.read_logs(a, after=lines[-1][0]) == []
+    assert [line.text for _, line in live_state.read_logs(b)] == ["b1"]
+    assert live_state.read_logs(f"{unique}-none") == []
+
+
+def test_output_keeps_about_the_newest_lines_expires_and_can_be_dropped(live_state: LiveState, unique: str) -> None:
+    a, b = f"{unique}-a", f"{unique}-b"
+    for i in range(30):
+        live_state.append_logs({a: [_line(f"{i}-{j}") for j in range(10)]}, keep=50, ttl_s=30)
+    kept = live_state.read_logs(a, limit=1000)
+    assert 50 <= len(kept) < 300, "about the newest 50 (Redis trims approximately)"
+    assert kept[-1][1].text == "29-9"
+    live_state.drop_logs([a])
+    live_state.drop_logs([a])  # idempotent
+    assert live_state.read_logs(a) == []
+    live_state.append_logs({b: [_line("short-lived")]}, keep=10, ttl_s=0.5)
+    wait_until(lambda: live_state.read_logs(b) == [], timeout_s=5, message="expired")

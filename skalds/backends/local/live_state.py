@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 
-from skalds.core.records import Heartbeat, NodeInfo
+from skalds.core.records import Heartbeat, LogLine, NodeInfo
 from skalds.ports.live_state import LiveState
 
 
 class MemoryLiveState(LiveState):
-    """Leases and heartbeats in dicts, each entry stamped with its monotonic deadline."""
+    """Leases and heartbeats in dicts, each entry stamped with its monotonic deadline; each
+    task's output in a bounded deque, with one deadline for the whole task."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._nodes: dict[str, tuple[float, NodeInfo]] = {}
         self._beats: dict[str, tuple[float, Heartbeat]] = {}
+        self._logs: dict[str, tuple[float, deque[tuple[int, LogLine]]]] = {}
+        self._line_ids = itertools.count(1)
 
     def claim_node(self, node: NodeInfo, ttl_s: float, *, force: bool = False) -> NodeInfo | None:
         now = time.monotonic()
@@ -57,3 +63,34 @@ class MemoryLiveState(LiveState):
         with self._lock:
             for task_id in task_ids:
                 self._beats.pop(task_id, None)
+
+    def append_logs(self, lines: Mapping[str, Sequence[LogLine]], keep: int, ttl_s: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for task_id, new in lines.items():
+                entry = self._logs.get(task_id)
+                kept = entry[1] if entry is not None and entry[0] > now else deque(maxlen=max(1, keep))
+                kept.extend((next(self._line_ids), line) for line in new)
+                self._logs[task_id] = (now + ttl_s, kept)
+            if len(self._logs) > 2 * len(lines) + 64:  # now and then, forget expired tasks
+                for task_id in [t for t, (deadline, _) in self._logs.items() if deadline <= now]:
+                    del self._logs[task_id]
+
+    def read_logs(self, task_id: str, *, after: str | None = None, limit: int = 200) -> list[tuple[str, LogLine]]:
+        with self._lock:
+            entry = self._logs.get(task_id)
+            if entry is None or entry[0] <= time.monotonic():
+                return []
+            kept = list(entry[1])
+        if after is not None:
+            start = int(after) if after.isdigit() else 0
+            first = bisect.bisect_right(kept, start, key=lambda item: item[0])
+            chosen = kept[first : first + limit]
+        else:
+            chosen = kept[-limit:] if limit > 0 else []
+        return [(str(line_id), line) for line_id, line in chosen]
+
+    def drop_logs(self, task_ids: Iterable[str]) -> None:
+        with self._lock:
+            for task_id in task_ids:
+                self._logs.pop(task_id, None)

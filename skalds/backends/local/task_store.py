@@ -21,7 +21,7 @@ from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the table changes; older files are migrated on open.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     source      TEXT,
     created     INTEGER NOT NULL,  -- epoch milliseconds
     updated     INTEGER,           -- epoch milliseconds
+    pinned      TEXT,              -- the node a task is bound to, if any
     doc         TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, executor);
@@ -40,7 +41,7 @@ CREATE INDEX IF NOT EXISTS tasks_class ON tasks (class_name);
 CREATE INDEX IF NOT EXISTS tasks_source ON tasks (source);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created, id);
 CREATE INDEX IF NOT EXISTS tasks_updated ON tasks (updated);
-CREATE INDEX IF NOT EXISTS tasks_pinned ON tasks (json_extract(doc, '$.pinnedNode'));
+CREATE INDEX IF NOT EXISTS tasks_pinned_node ON tasks (pinned);
 CREATE TABLE IF NOT EXISTS node_marks (
     id          TEXT PRIMARY KEY,
     instance    TEXT NOT NULL,
@@ -108,14 +109,24 @@ class SqliteTaskStore(TaskStore):
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
             if "source" not in columns:
                 self._db.execute("ALTER TABLE tasks ADD COLUMN source TEXT")
-                self._db.execute("UPDATE tasks SET source = json_extract(doc, '$.source')")
+                self._db.execute("UPDATE tasks SET source = json_extract(doc, '$.source') WHERE json_valid(doc)")
             # Version 1 kept UNIX seconds.
             self._db.execute("UPDATE tasks SET created = CAST(created * 1000 AS INTEGER) WHERE created < 100000000000")
         if exists and version < 3:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
             if "updated" not in columns:
                 self._db.execute("ALTER TABLE tasks ADD COLUMN updated INTEGER")
-                self._db.execute("UPDATE tasks SET updated = json_extract(doc, '$.updateDateTime')")
+                self._db.execute(
+                    "UPDATE tasks SET updated = json_extract(doc, '$.updateDateTime') WHERE json_valid(doc)"
+                )
+        if exists and version < 4:
+            # Version 3 indexed json_extract(doc, ...), which made every write of a row whose
+            # document is damaged fail; the column keeps damage to the row itself.
+            self._db.execute("DROP INDEX IF EXISTS tasks_pinned")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+            if "pinned" not in columns:
+                self._db.execute("ALTER TABLE tasks ADD COLUMN pinned TEXT")
+                self._db.execute("UPDATE tasks SET pinned = json_extract(doc, '$.pinnedNode') WHERE json_valid(doc)")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -137,18 +148,20 @@ class SqliteTaskStore(TaskStore):
             task.source,
             task.create_date_time,
             task.update_date_time,
+            task.pinned_node,
             json.dumps(doc),
             task.id,
         )
         if insert:
             self._db.execute(
-                "INSERT INTO tasks (class_name, status, executor, source, created, updated, doc, id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tasks (class_name, status, executor, source, created, updated, pinned, doc, id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
         else:
             self._db.execute(
-                "UPDATE tasks SET class_name=?, status=?, executor=?, source=?, created=?, updated=?, doc=? WHERE id=?",
+                "UPDATE tasks SET class_name=?, status=?, executor=?, source=?, created=?, updated=?, pinned=?, doc=? "
+                "WHERE id=?",
                 row,
             )
 
@@ -193,7 +206,7 @@ class SqliteTaskStore(TaskStore):
                 where.append(f"{column} = ?")
                 args.append(value)
         if query.pinned_node is not None:
-            where.append("json_extract(doc, '$.pinnedNode') = ?")
+            where.append("pinned = ?")
             args.append(query.pinned_node)
         if query.unplaced:
             where.append(_UNPLACED)

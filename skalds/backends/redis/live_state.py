@@ -1,17 +1,22 @@
-"""Redis / Valkey live state: node leases and task heartbeats as hash fields with their own TTL.
+"""Redis / Valkey live state: node leases and task heartbeats as hash fields with their own TTL,
+task output as one stream per task.
 
 Two hashes per key prefix: ``<prefix>:nodes`` (field = node id) and ``<prefix>:heartbeats``
 (field = task id), each value the record's JSON. Every field carries its own expiry
 (``HPEXPIRE``), so one hash holds many leases that run out independently, and a whole cluster's
 heartbeats are one ``HSET`` plus one ``HPEXPIRE`` in one round trip. Per-field TTL needs
 Redis >= 7.4 or Valkey >= 9; the adapter checks that once, when it is built.
+
+A task's output lines are the stream ``<prefix>:logs:<task id>`` (one entry per line, field
+``j`` = the line's JSON), trimmed to about the lines to keep at each ``XADD`` and expiring as a
+whole some time after the last one; the entry ids are the cursors readers resume from.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +25,7 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
-from skalds.core.records import Heartbeat, NodeInfo
+from skalds.core.records import Heartbeat, LogLine, NodeInfo
 from skalds.errors import BackendUnavailable, ConfigError
 from skalds.ports.live_state import LiveState
 
@@ -272,6 +277,57 @@ class RedisLiveState(LiveState):
             return
         with self._translated(f"dropping {len(ids)} heartbeats"):
             self._client.hdel(self._beats_key, *ids)
+
+    def _logs_key(self, task_id: str) -> str:
+        return f"{self.settings.key_prefix}:logs:{task_id}"
+
+    def append_logs(self, lines: Mapping[str, Sequence[LogLine]], keep: int, ttl_s: float) -> None:
+        """Append many tasks' lines in one round trip (``XADD ... MAXLEN ~ keep`` per line, one
+        ``PEXPIRE`` per task). A retry after a lost reply may store a line twice.
+
+        Raises:
+            BackendUnavailable: the server cannot be reached; some lines may be missing.
+        """
+        if not lines:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        count = 0
+        for task_id, new in lines.items():
+            key = self._logs_key(task_id)
+            for line in new:
+                pipe.xadd(key, {"j": json.dumps(line.to_dict())}, maxlen=max(1, keep), approximate=True)
+                count += 1
+            pipe.pexpire(key, _ttl_ms(ttl_s))
+        with self._translated(f"appending {count} output lines"):
+            pipe.execute()
+
+    def read_logs(self, task_id: str, *, after: str | None = None, limit: int = 200) -> list[tuple[str, LogLine]]:
+        """A task's lines: ``XRANGE`` after the cursor, or ``XREVRANGE`` for the last ones.
+
+        Raises:
+            BackendUnavailable: the server cannot be reached.
+        """
+        if limit <= 0:
+            return []
+        key = self._logs_key(task_id)
+        entries: Any  # [(id, {"j": json})], str with decode_responses
+        with self._translated(f"reading the output of task {task_id!r}"):
+            if after is not None:
+                entries = self._fast.xrange(key, min=f"({after}", max="+", count=limit) or []
+            else:
+                entries = list(reversed(self._fast.xrevrange(key, max="+", min="-", count=limit) or []))
+        return [(str(entry_id), LogLine.from_dict(json.loads(fields["j"]))) for entry_id, fields in entries]
+
+    def drop_logs(self, task_ids: Iterable[str]) -> None:
+        """Forget the lines of these tasks. Idempotent.
+
+        Raises:
+            BackendUnavailable: the server cannot be reached.
+        """
+        keys = [self._logs_key(task_id) for task_id in task_ids]
+        if keys:
+            with self._translated(f"dropping the output of {len(keys)} task(s)"):
+                self._client.delete(*keys)
 
     def close(self) -> None:
         """Close the pooled connections. Idempotent."""
