@@ -76,6 +76,83 @@ def test_the_seed_workers_run_alone(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
 
 
+def complex_tasks(path: Path, fail_chance: float) -> Path:
+    """A seed tasks file whose first task is the complex worker, quick, always failing or never."""
+    seed = yaml.safe_load((EXAMPLES / "all_workers.yml").read_text())
+    first = seed["TaskWorkers"].pop("TaskWorker2")
+    first["attachments"].update(retries=0)
+    for sub in first["attachments"]["sub_tasks"]:
+        sub.update(duration=0.1, fail_chance=fail_chance)
+    path.write_text(yaml.safe_dump({"TaskWorkers": {"TaskWorker2": first, **seed["TaskWorkers"]}}, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(("fail_chance", "code"), [(0.0, 0), (1.0, 1)])
+def test_seed_single_process_app_runs_the_first_task_and_exits_with_its_outcome(
+    tmp_path: Path, fail_chance: float, code: int
+) -> None:
+    env = {**os.environ, **UNSET_SERVERS, "YAML_FILE": str(complex_tasks(tmp_path / "all_workers.yml", fail_chance))}
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / "single_process_app.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == code, r.stderr
+    assert "[TaskWorker2]" in r.stderr and "released after" in r.stderr, "the worker ran here, its lines tagged"
+    assert ("Download Data failed 1 times" in r.stderr) == bool(code)
+    assert not (tmp_path / ".skalds").exists(), "no backend was opened"
+
+
+def test_seed_single_process_app_stops_on_sigterm_with_128_plus_the_signal(tmp_path: Path) -> None:
+    app = Script("single_process_app.py", tmp_path, {**UNSET_SERVERS, "YAML_FILE": str(EXAMPLES / "all_workers.yml")})
+    wait_until(lambda: "Running main logic for MyWorker" in app.text(), timeout_s=30, message="TaskWorker1 runs")
+    app.proc.send_signal(signal.SIGTERM)
+    assert app.proc.wait(20) == 128 + signal.SIGTERM
+    assert "[TaskWorker1]" in app.log.read_text()
+
+
+def quick_seed_tasks(path: Path) -> Path:
+    """examples/all_workers.yml with the complex worker's sub-tasks quick and never failing."""
+    seed = yaml.safe_load((EXAMPLES / "all_workers.yml").read_text())
+    for sub in seed["TaskWorkers"]["TaskWorker2"]["attachments"]["sub_tasks"]:
+        sub.update(duration=0.1, fail_chance=0.0)
+    path.write_text(yaml.safe_dump(seed))
+    return path
+
+
+def test_seed_edge_app_alone_on_embedded_backends_runs_its_tasks_with_no_api(tmp_path: Path) -> None:
+    import psutil
+
+    from skalds.backends.local import SqliteTaskStore
+
+    env = {**UNSET_SERVERS, "NO_SERVERS": "1", "SKALD_ID": "lone-edge"}
+    edge = Script("edge_app.py", tmp_path, {**env, "YAML_FILE": str(quick_seed_tasks(tmp_path / "all_workers.yml"))})
+    try:
+        wait_until(lambda: "Running main logic for MyWorker" in edge.text(), timeout_s=60, message="TaskWorker1 runs")
+        store = SqliteTaskStore(tmp_path / ".skalds" / "tasks.db")
+        try:
+            first = store.get("TaskWorker1")
+            assert (first.lifecycle_status.value, first.executor, first.mode.value) == (
+                "Running",
+                "lone-edge",
+                "Active",
+            )
+            wait_until(
+                lambda: store.get("TaskWorker2").lifecycle_status.value == "Finished",
+                timeout_s=30,
+                message="the complex worker finished",
+            )
+        finally:
+            store.close()
+        listening = [c for c in psutil.Process(edge.proc.pid).net_connections("inet") if c.status == "LISTEN"]
+        assert listening == [], "no REST API: no port opened"
+    finally:
+        assert edge.stop() == 0
+
+
 def test_seed_node_app_on_embedded_backends_runs_a_worker_registered_from_its_script(tmp_path: Path) -> None:
     port = free_port()
     app = Script("node_app.py", tmp_path, {**UNSET_SERVERS, "NO_SERVERS": "1", "PORT": str(port)})
@@ -100,11 +177,7 @@ def test_seed_node_and_edge_apps_join_a_distributed_cluster(tmp_path: Path) -> N
     from tests.procs import KAFKA_FAST, SkaldsProcess
 
     env = cluster_env()
-    tasks = tmp_path / "all_workers.yml"
-    seed = yaml.safe_load((EXAMPLES / "all_workers.yml").read_text())
-    for sub in seed["TaskWorkers"]["TaskWorker2"]["attachments"]["sub_tasks"]:
-        sub.update(duration=0.1, fail_chance=0.0)  # deterministic and quick
-    tasks.write_text(yaml.safe_dump(seed))
+    tasks = quick_seed_tasks(tmp_path / "all_workers.yml")
 
     controller = SkaldsProcess(tmp_path, "+mode=controller", *KAFKA_FAST, env=env, name="controller")
     node = Script("node_app.py", tmp_path, {**env, "SKALD_ID": "seed-node"})
