@@ -13,6 +13,9 @@ import httpx
 import pytest
 import yaml
 
+from skalds.errors import InvalidTransition
+from skalds.proxy.mongo import MongoConfig, MongoProxy
+from skalds.repository.repository import TaskRepository
 from skalds.testing import wait_until
 from tests.servers import cluster_env, free_port
 
@@ -215,25 +218,101 @@ def test_seed_node_and_edge_apps_join_a_distributed_cluster(tmp_path: Path) -> N
         wait_until(lambda: "Fix Frame: 5" in node.text(), timeout_s=10, message="node app worker logged")
 
         # the seed's script way: TaskRepository.create_task + a TaskEvent through KafkaProxy
-        created = subprocess.run(
-            [sys.executable, str(EXAMPLES / "create_task.py"), "from-script"],
-            cwd=EXAMPLES,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert created.returncode == 0 and "created from-script" in created.stdout, created.stderr
+        assert "created from-script" in run_example("create_task.py", env, "from-script")
         wait_until(
             lambda: api.get("/api/tasks/from-script").json().get("lifecycleStatus") == "Running",
             timeout_s=30,
             message="the script's task runs",
         )
         assert api.get("/api/tasks/from-script").json()["source"] == "TestingScript"
+
+        # A script that names the executor (SKALD_ID): placed there only, never by the policy.
+        waits = controller.log.read_text().count("task(s) wait for a node")
+        run_example("create_task.py", {**env, "SKALD_ID": "ghost-node"}, "to-a-ghost")
+        wait_until(
+            lambda: controller.log.read_text().count("task(s) wait for a node") > waits,
+            timeout_s=30,
+            message="the dispatcher saw it and left it waiting",
+        )
+        run_example("create_task.py", {**env, "SKALD_ID": "seed-edge"}, "to-the-edge")
+        wait_until(
+            lambda: api.get("/api/tasks/to-the-edge").json().get("lifecycleStatus") == "Running",
+            timeout_s=30,
+            message="the task named for the edge runs there",
+        )
+        assert api.get("/api/tasks/to-the-edge").json()["executor"] == "seed-edge", "not the free node"
+        ghost = api.get("/api/tasks/to-a-ghost").json()
+        assert (ghost["lifecycleStatus"], ghost["executor"]) == ("Created", "ghost-node"), "waits for its node"
+        api.post("/api/tasks/to-a-ghost/cancel")
     finally:
         for script in (node, edge):
             script.stop()
         controller.kill()
+
+
+def run_example(name: str, env: dict[str, str], *args: str) -> str:
+    """Run a script of examples/ to its end; its stdout."""
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=EXAMPLES,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def repository(env: dict[str, str]) -> TaskRepository:
+    """The seed's task repository on the test's database."""
+    return TaskRepository(MongoProxy(MongoConfig(host=env["MONGO_HOST"], db_name=env["DB_NAME"])))
+
+
+def test_seed_node_app_runs_updates_and_cancels_a_scripted_task_with_no_controller(tmp_path: Path) -> None:
+    env = cluster_env()
+    node = Script("node_app.py", tmp_path, {**env, "SKALD_ID": "lone-node"})
+    tasks = repository(env)
+    try:
+        wait_until(lambda: " up on " in node.text(), timeout_s=60, message="the node app is up")
+        out = run_example("create_task.py", {**env, "SKALD_ID": "lone-node"}, "scripted")
+        assert "created scripted on lone-node" in out
+
+        def status(task_id: str = "scripted") -> str | None:
+            task = tasks.get_task_by_task_id(task_id)
+            return task.lifecycle_status.value if task else None
+
+        wait_until(lambda: status() == "Running", timeout_s=30, message="the node placed and runs it")
+        task = tasks.get_task_by_task_id("scripted")
+        assert task is not None and (task.executor, task.pinned_node, task.source) == (
+            "lone-node",
+            "lone-node",
+            "TestingScript",
+        )
+        wait_until(lambda: "Fix Frame: 30" in node.text(), timeout_s=10, message="the worker runs")
+
+        assert "desired version 1" in run_example("update_task.py", env, "scripted", "77")
+        wait_until(lambda: "Updating event for MyWorker" in node.text(), timeout_s=20, message="update handled")
+        assert "fix_frame=77" in node.text()
+        wait_until(
+            lambda: (t := tasks.get_task_by_task_id("scripted")) is not None and t.applied_version == 1,
+            timeout_s=10,
+            message="the update is recorded as applied",
+        )
+
+        run_example("cancel_task.py", env, "scripted")
+        wait_until(lambda: status() == "Cancelled", timeout_s=20, message="cancelled")
+        wait_until(
+            lambda: "task scripted stopped on node lone-node (cancelled)" in node.text(),
+            timeout_s=20,
+            message="its worker stopped",
+        )
+        with pytest.raises(InvalidTransition):
+            tasks.update_attachments("scripted", {"rtspUrl": "rtsp://x", "fixFrame": 1})
+        assert tasks.update_attachments("no-such-task", {}) is None
+    finally:
+        tasks.mongo_proxy.close()
+        assert node.stop() == 0
 
 
 def test_the_seed_tasks_file_runs_with_the_demo_pool_as_shipped(tmp_path: Path) -> None:
