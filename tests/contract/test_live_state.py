@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from skalds.core.records import Heartbeat, NodeInfo
+from skalds.core.task import TaskLifecycleStatus
 from skalds.ports.live_state import LiveState
 from skalds.testing import wait_until
 
@@ -88,3 +91,16 @@ def test_dropping_heartbeats_is_idempotent(live_state: LiveState, unique: str) -
     live_state.drop_heartbeats([a])
     live_state.drop_heartbeats([])
     assert live_state.heartbeats([a]) == {}
+
+
+def test_tasks_that_ended_lose_their_heartbeats_and_only_ends_are_accepted(live_state: LiveState, unique: str) -> None:
+    a, b, c = f"{unique}-a", f"{unique}-b", f"{unique}-c"
+    now = int(time.time() * 1000)
+    live_state.put_heartbeats([Heartbeat(a, "n", 1, now), Heartbeat(b, "n", 1, now), Heartbeat(c, "n", 1, now)], 30)
+    live_state.tasks_ended({a: TaskLifecycleStatus.FINISHED, b: TaskLifecycleStatus.CANCELLED})
+    assert set(live_state.heartbeats([a, b, c])) == {c}
+    live_state.tasks_ended({a: TaskLifecycleStatus.FINISHED})  # idempotent
+    live_state.tasks_ended({})  # nothing to write is no error
+    with pytest.raises(ValueError, match="Running is not an end"):
+        live_state.tasks_ended({c: TaskLifecycleStatus.FAILED, f"{unique}-d": TaskLifecycleStatus.RUNNING})
+    assert set(live_state.heartbeats([c])) == {c}, "a refused call writes nothing"

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -154,6 +155,59 @@ def test_seed_edge_app_alone_on_embedded_backends_runs_its_tasks_with_no_api(tmp
         assert listening == [], "no REST API: no port opened"
     finally:
         assert edge.stop() == 0
+
+
+def test_seed_edge_app_alone_on_the_servers_runs_its_tasks_and_writes_the_originals_redis_keys(
+    tmp_path: Path,
+) -> None:
+    import redis
+
+    env = cluster_env()
+    prefix, edge_id = env["REDIS_KEY_PREFIX"], "alone-edge"
+    keys = redis.Redis(host=env["REDIS_HOST"], port=int(env["REDIS_PORT"]), decode_responses=True)
+    keys.delete("task:TaskWorker1:heartbeat", "task:TaskWorker2:heartbeat")  # the original's fixed names
+    edge = Script(
+        "edge_app.py",
+        tmp_path,
+        {**env, "SKALD_ID": edge_id, "YAML_FILE": str(quick_seed_tasks(tmp_path / "all_workers.yml"))},
+    )
+    tasks = repository(env)
+    try:
+        wait_until(
+            lambda: (
+                (t := tasks.get_task_by_task_id("TaskWorker1")) is not None and t.lifecycle_status.value == "Running"
+            ),
+            timeout_s=60,
+            message="the edge runs TaskWorker1 with no controller",
+        )
+        first = tasks.get_task_by_task_id("TaskWorker1")
+        assert first is not None and (first.executor, first.pinned_node, first.mode.value) == (
+            edge_id,
+            edge_id,
+            "Active",
+        )
+        wait_until(
+            lambda: (
+                (t := tasks.get_task_by_task_id("TaskWorker2")) is not None and t.lifecycle_status.value == "Finished"
+            ),
+            timeout_s=30,
+            message="the complex worker finished on the edge",
+        )
+
+        # The original's keys, for monitors written for it.
+        assert int(time.time() * 1000) - int(keys.hget(f"{prefix}:hash", edge_id) or 0) < 5000
+        assert keys.hget(f"{prefix}:mode:hash", edge_id) == "edge"
+        assert keys.lrange(f"{prefix}:{edge_id}:allow-task-class-name", 0, -1) == ["ComplexWorker", "MyWorker"]
+        assert keys.exists(f"{prefix}:{edge_id}:heartbeat")
+        beat = wait_until(lambda: keys.get("task:TaskWorker1:heartbeat"), timeout_s=10, message="a task heartbeat")
+        assert 0 <= int(beat) < 200 and 0 < keys.ttl("task:TaskWorker1:heartbeat") <= 8
+        wait_until(lambda: keys.get("task:TaskWorker1:heartbeat") != beat, timeout_s=10, message="it changes")
+        wait_until(lambda: keys.get("task:TaskWorker2:heartbeat") == "200", timeout_s=10, message="finished: 200")
+    finally:
+        tasks.mongo_proxy.close()
+        assert edge.stop() == 0
+    assert keys.hget(f"{prefix}:hash", edge_id) is None, "a clean stop removes the node's entry"
+    keys.close()
 
 
 def test_seed_node_app_on_embedded_backends_runs_a_worker_registered_from_its_script(tmp_path: Path) -> None:

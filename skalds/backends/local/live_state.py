@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from skalds.core.records import Heartbeat, NodeInfo
-from skalds.ports.live_state import LiveState
+from skalds.core.task import TaskLifecycleStatus
+from skalds.ports.live_state import LiveState, check_ended
 
 
 class MemoryLiveState(LiveState):
@@ -57,3 +58,8 @@ class MemoryLiveState(LiveState):
         with self._lock:
             for task_id in task_ids:
                 self._beats.pop(task_id, None)
+
+    def tasks_ended(self, ends: Mapping[str, TaskLifecycleStatus]) -> None:
+        """Forget the tasks' heartbeats; no one outside this process reads how they ended."""
+        check_ended(ends)
+        self.drop_heartbeats(ends)
