@@ -104,7 +104,15 @@ class NodeAgent:
         self.records.supervisor = self.supervisor
         touch = (lambda: store.touch_node(self.id, self.instance)) if settings.self_fence else None
         self.lease = LeaseKeeper(settings.lease, live, self.node_info, self._lease_renewed, self._taken_over, touch)
-        self.placement = SelfPlacement(self.id, store, bus, settings.capacity, self.running_count, self.start_task)
+        self.placement = SelfPlacement(
+            self.id,
+            store,
+            bus,
+            settings.capacity,
+            self.running_count,
+            self.start_task,
+            lease_held=lambda: self.lease.current() is not None,
+        )
         self.reconciler = Reconciler(
             self.id,
             store,

@@ -35,15 +35,18 @@ class SelfPlacement:
         capacity: int,
         running: Callable[[], int],
         start_later: Callable[[str], None],
+        lease_held: Callable[[], bool] = lambda: True,
     ) -> None:
         """``running`` counts the workers the node holds now; ``start_later(task_id)`` is
-        called (on a timer thread) when a task held back by its retry backoff is due."""
+        called (on a timer thread) when a task held back by its retry backoff is due;
+        ``lease_held`` says whether the node's lease is fresh now."""
         self.node_id = node_id
         self.store = store
         self.bus = bus
         self.capacity = capacity
         self.running = running
         self.start_later = start_later
+        self.lease_held = lease_held
         self._timers: dict[str, threading.Timer] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -53,10 +56,16 @@ class SelfPlacement:
 
         Returns the task as written (Assigning, or Paused, on this node at a new epoch), or
         None: not bound here, held back by its retry backoff (a timer offers it again when
-        due), no free slot (the reconcile sweep offers it again), or someone else placed,
-        cancelled or changed it first.
+        due), no free slot or no fresh lease (the reconcile sweep offers it again), or someone
+        else placed, cancelled or changed it first.
         """
         if not needs_placement(task) or bound_node(task) != self.node_id:
+            return None
+        if not self.lease_held():
+            # As the dispatcher places only on live nodes: a node waking from a freeze must
+            # not take back what the monitor just requeued before its lease is renewed, or
+            # the monitor would take it again.
+            logger.info("task %s waits: node %s has no fresh lease now", task.id, self.node_id)
             return None
         if task.retry_at is not None and task.retry_at > now_ms():
             self._hold(task.id, (task.retry_at - now_ms()) / 1000)
