@@ -184,9 +184,11 @@ class Monitor:
             written = self.store.apply(transition)
         except (StaleWrite, InvalidTransition):
             return
-        # If the node is alive but cut off, this tells it to stop its stale copy.
-        cancel = ControlEvent(task_id=task.id, action=ControlAction.CANCEL, epoch=task.epoch)
-        self.bus.publish(Topic.TASK_CANCEL, task.id, cancel.to_value())
+        if not pinned:
+            # If the node is alive but cut off, this tells it to stop its stale copy. An edge
+            # keeps its own task's copy (nothing else may run it) and takes it back as it is.
+            cancel = ControlEvent(task_id=task.id, action=ControlAction.CANCEL, epoch=task.epoch)
+            self.bus.publish(Topic.TASK_CANCEL, task.id, cancel.to_value())
         if written.lifecycle_status is TaskLifecycleStatus.FAILED:
             logger.error("task %s: node %s lost and no retries left; Failed", task.id, node)
             status = StatusEvent(task_id=task.id, status=written.lifecycle_status, epoch=written.epoch, at=now_ms())

@@ -301,7 +301,7 @@ class NodeAgent:
         current = self.workers.get(task_id)
         if current is not None and current.epoch >= task.epoch:
             return  # a duplicate delivery
-        if current is not None and not current.exited and current.pinned and task.pinned_node == self.id:
+        if current is not None and self._adoptable(current, task):
             self._adopt(current, task)
             return
         if current is not None:
@@ -339,6 +339,18 @@ class NodeAgent:
             return
         self.workers.put(handle)
         logger.debug("task %s launching on %s epoch=%d", task.id, self.id, task.epoch)
+
+    def _adoptable(self, handle: WorkerHandle, task: Task) -> bool:
+        """Whether the copy running here is the task's, placed back here: an edge's own task
+        of the same class, not being stopped (a replacement by a new class, or a cancel that
+        came first, starts over)."""
+        return (
+            handle.pinned
+            and task.pinned_node == self.id
+            and not handle.exited
+            and handle.stop_reason is None
+            and handle.class_name == task.class_name
+        )
 
     def _adopt(self, handle: WorkerHandle, task: Task) -> None:
         """An edge's own task that is still running here came back at a new epoch (the

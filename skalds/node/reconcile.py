@@ -156,11 +156,18 @@ class Reconciler:
             offer_update(handle, task.desired_version, task.attachments_dict())
 
     def _awaiting_adoption(self, task_id: str) -> bool:
+        """Whether an edge's own task is on its way back to this node: waiting for it, placed
+        on it, or already adopted at a newer epoch (the sweep's query may have run between
+        the adoption's write and the copy taking the new epoch)."""
         try:
             task = self.store.get(task_id)
         except TaskNotFound:
             return False
-        return task.pinned_node == self.node_id and task.lifecycle_status in (S.CREATED, S.PAUSED, S.ASSIGNING)
+        if task.pinned_node != self.node_id:
+            return False
+        return task.lifecycle_status in (S.CREATED, S.PAUSED, S.ASSIGNING) or (
+            task.executor == self.node_id and task.lifecycle_status in ACTIVE_STATES
+        )
 
 
 def hand_back(store: TaskStore, task: Task, reason: str) -> Task | None:

@@ -105,3 +105,25 @@ def test_the_dispatcher_places_a_task_whose_executor_was_set_only_on_that_node(t
         assert (placed.lifecycle_status, placed.executor, placed.pinned_node) == (S.ASSIGNING, "node-b", "node-b")
     finally:
         system.stop()
+
+
+def test_the_monitor_takes_a_lost_edges_own_task_back_without_cancelling_its_copy(tmp_path: Path) -> None:
+    from skalds.backends.local import LocalEventBus, MemoryLiveState, SqliteTaskStore
+    from skalds.controller.dispatcher import Dispatcher
+    from skalds.controller.monitor import Monitor, MonitorSettings
+    from skalds.core.dispatch import assignment, build_policy
+
+    store, bus, live = SqliteTaskStore(tmp_path / "tasks.db"), LocalEventBus(), MemoryLiveState()
+    seen: list[str] = []
+    bus.subscribe([str(Topic.TASK_CANCEL)], "test", lambda event: seen.append(event.value["taskId"]))
+    monitor = Monitor(MonitorSettings(), Dispatcher(build_policy("least_loaded"), bus, store, live), bus, store, live)
+    for task_id, pinned in (("own", "edge-x"), ("free", None)):
+        task = store.create(Task(id=task_id, class_name="ProbeWorker", pinned_node=pinned))
+        monitor.recover(store.apply(assignment(task, "edge-x")))
+    own, free = store.get("own"), store.get("free")
+    assert (own.lifecycle_status, own.pinned_node, own.attempt) == (S.CREATED, "edge-x", 0), "waits for its edge"
+    assert (free.lifecycle_status, free.attempt) == (S.CREATED, 1), "retried elsewhere"
+    wait_until(lambda: seen == ["free"], message="the free task's stale copy is cancelled")
+    assert seen == ["free"], "the edge keeps its own copy, to take it back as it is"
+    bus.close()
+    store.close()
