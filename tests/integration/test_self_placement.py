@@ -14,6 +14,7 @@ import pytest
 from skalds.core.events import TaskEvent, Topic
 from skalds.core.records import NodeInfo
 from skalds.core.task import Task, TaskLifecycleStatus, TaskMode
+from skalds.ports.task_store import TaskQuery
 from skalds.system import SkaldsSystem
 from skalds.testing import wait_until
 from tests.conftest import make_system, write_pool
@@ -58,6 +59,33 @@ def test_an_edge_on_the_embedded_backends_runs_and_retries_its_declared_tasks_wi
     again = wait_until(lambda: (t := store.get("own-1")).lifecycle_status is S.RUNNING and t, message="running")
     assert (again.executor, again.attempt) == ("test-node", 1)
     assert again.epoch > task.epoch
+
+
+def test_a_lone_edge_restarted_runs_its_own_tasks_again_paused_ones_paused(tmp_path: Path) -> None:
+    journal = str(tmp_path / "journal.jsonl")
+    tasks = {
+        "cam": {"className": "ProbeWorker", "attachments": {"journal": journal}},
+        "held": {"className": "ProbeWorker", "attachments": {"journal": journal, "label": "held"}},
+    }
+    pool = write_pool(tmp_path / "pool.yaml", tasks=tasks)
+    first = make_system(tmp_path / "data", "+mode=edge", "backend=local", pool=pool).start()
+    store = first.backends.store
+    for task_id in tasks:
+        wait_until(lambda t=task_id: store.get(t).lifecycle_status is S.RUNNING, message=f"{task_id} runs")
+    first.service.pause("held")  # type: ignore[union-attr]
+    wait_until(lambda: any(e["event"] == "paused" for e in read(journal)), message="held paused")
+    first.stop()
+
+    again = make_system(tmp_path / "data", "+mode=edge", "backend=local", pool=pool).start()
+    try:
+        store = again.backends.store
+        cam = wait_until(lambda: (t := store.get("cam")).lifecycle_status is S.RUNNING and t, message="cam runs again")
+        held = wait_until(lambda: (t := store.get("held")).executor == "test-node" and t, message="held placed again")
+        assert held.lifecycle_status is S.PAUSED and cam.attempt == held.attempt == 0, "no retry consumed"
+        wait_until(lambda: len(started(journal)) == 4, message="both started again, by this edge alone")
+        assert store.find(TaskQuery(limit=100)).total == 2, "no duplicates"
+    finally:
+        again.stop()
 
 
 def test_a_node_without_a_controller_runs_a_task_whose_executor_a_script_set(tmp_path: Path) -> None:
