@@ -47,7 +47,10 @@ class ClusterConfig(BaseModel):
         description=f"{_IGNORED}: nodes renew leases every node.lease_renew_interval_s",
     )
     redis_key_ttl: int = Field(
-        SEED_DEFAULTS["REDIS_KEY_TTL"], description=f"{_IGNORED}: leases expire after node.lease_ttl_s"
+        SEED_DEFAULTS["REDIS_KEY_TTL"],
+        ge=1,
+        description="Seconds the original's Redis keys of nodes and ended tasks live (backend.redis.seed_key_ttl_s); "
+        "Skalds' own leases expire after node.lease_ttl_s",
     )
     kafka_host: str | None = Field(None, description="Kafka host; any host given means the real servers")
     kafka_port: int = SEED_DEFAULTS["KAFKA_PORT"]
@@ -103,6 +106,7 @@ class ClusterConfig(BaseModel):
                 "backend.redis.host": self.redis_host or "localhost",
                 "backend.redis.port": self.redis_port,
                 "backend.redis.password": self.redis_password,
+                "backend.redis.seed_key_ttl_s": self.redis_key_ttl,
                 "backend.mongo.uri": self.mongo_host or "mongodb://localhost:27017",
                 "backend.mongo.db_name": self.db_name,
             }

@@ -30,10 +30,12 @@ class SkaldConfig(ClusterConfig):
     )
     skald_mode: SkaldModeEnum = Field(
         SkaldModeEnum.NODE,
-        description='"node" (runs assigned tasks), "edge" (runs its YAML\'s tasks) or "single_process" '
-        "(accepted; runs as a node until its own runtime lands)",
+        description='"node" (runs assigned tasks), "edge" (places and runs its YAML\'s tasks itself, no '
+        'controller needed) or "single_process" (runs the YAML\'s first task in this process)',
     )
-    yaml_file: str | None = Field(None, description="Declared tasks (seed all_workers.yml format), edge mode")
+    yaml_file: str | None = Field(
+        None, description="Declared tasks (seed all_workers.yml format): edge and single_process modes"
+    )
     task_worker_retry: int = Field(
         -1, ge=-1, description="Retries after a lost worker or node (node.max_retries); -1: conf's default"
     )
@@ -42,11 +44,14 @@ class SkaldConfig(ClusterConfig):
     controller_port: int = Field(8000, description="Embedded backends: the REST API's port")
 
     def overrides(self) -> list[str]:
-        """A node or edge on the real servers; on the embedded backends controller + node
-        (standalone), as nothing else could hand this Skald tasks."""
+        """An edge places and runs its own tasks: no controller, on the real servers or the
+        embedded backends. A node on the real servers; on the embedded backends controller +
+        node (standalone), as nothing else could hand it tasks."""
+        if self.skald_mode == SkaldModeEnum.EDGE:
+            return [*super().overrides(), "+mode=edge", *([] if self.distributed else ["backend=local"])]
         if not self.distributed:
             return super().overrides()
-        return [*super().overrides(), f"+mode={'edge' if self.skald_mode == SkaldModeEnum.EDGE else 'node'}"]
+        return [*super().overrides(), "+mode=node"]
 
     def conf_values(self) -> dict[str, Any]:
         """The node's keys, on top of the servers and logging."""

@@ -4,7 +4,9 @@ Event-driven: every ``task.assign`` event without an executor wakes the dispatch
 which drains all pending task ids at once, reads node leases and loads once for the batch,
 and writes one conditional ASSIGN per task. A burst of N creations therefore costs one lease
 read and one load query, not N. A task backing off after a lost run (``retryAt``) is held
-back on a timer and placed when its time comes.
+back on a timer and placed when its time comes. A task bound to one node (an edge's declared
+task, or one whose executor a script set before announcing it) goes only to that node, and
+waits while that node holds no lease.
 """
 
 from __future__ import annotations
@@ -15,22 +17,15 @@ import threading
 import time
 from collections.abc import Iterable
 
-from skalds.core.dispatch import Candidate, DispatchPolicy
+from skalds.core.dispatch import Candidate, DispatchPolicy, assignment, needs_placement
 from skalds.core.events import TaskEvent, Topic
-from skalds.core.lifecycle import Action, plan
-from skalds.core.task import Task, TaskLifecycleStatus, now_ms
+from skalds.core.task import Task, now_ms
 from skalds.errors import BackendUnavailable, SkaldsError, StaleWrite, TaskNotFound
 from skalds.ports.event_bus import Event, EventBus, Subscription
 from skalds.ports.live_state import LiveState
 from skalds.ports.task_store import TaskStore
 
 logger = logging.getLogger(__name__)
-S = TaskLifecycleStatus
-
-
-def needs_placement(task: Task) -> bool:
-    """Created tasks, and paused ones that hold no worker anywhere, wait for a node."""
-    return task.lifecycle_status is S.CREATED or (task.lifecycle_status is S.PAUSED and task.executor is None)
 
 
 class Dispatcher:
@@ -146,13 +141,7 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             written = self.store.apply(
-                plan(
-                    task,
-                    Action.ASSIGN,
-                    executor=node_id,
-                    actor="dispatcher",
-                    reason=f"{self.policy.name} chose {node_id}",
-                )
+                assignment(task, node_id, actor="dispatcher", reason=f"{self.policy.name} chose {node_id}")
             )
         except StaleWrite:
             return False  # someone else moved it (cancelled, or placed by a peer)

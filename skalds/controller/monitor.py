@@ -167,10 +167,15 @@ class Monitor:
 
     def sweep(self) -> None:
         """Offer every task that waits for a node to the dispatcher again (an event was
-        missed, or no node had a free slot when it was created)."""
+        missed, or no node had a free slot when it was created). Tasks changed within the
+        last sweep interval are left to their own event, still on its way: a script that
+        creates a task and then names its executor (the seed's way) must not have it placed
+        elsewhere in between."""
         waiting = self.store.find(TaskQuery(unplaced=True, limit=100_000))
-        if waiting.items:
-            self.dispatcher.submit([t.id for t in waiting.items])
+        settled = now_ms() - int(self.settings.sweep_interval_s * 1000)
+        due = [t.id for t in waiting.items if t.update_date_time < settled]
+        if due:
+            self.dispatcher.submit(due)
 
     def _recover_node(self, executor: str) -> None:
         page = self.store.find(TaskQuery(lifecycle_status=sorted(ACTIVE_STATES), executor=executor, limit=100_000))
@@ -194,9 +199,11 @@ class Monitor:
             written = self.store.apply(transition)
         except (StaleWrite, InvalidTransition):
             return
-        # If the node is alive but cut off, this tells it to stop its stale copy.
-        cancel = ControlEvent(task_id=task.id, action=ControlAction.CANCEL, epoch=task.epoch)
-        self.bus.publish(Topic.TASK_CANCEL, task.id, cancel.to_value())
+        if not pinned:
+            # If the node is alive but cut off, this tells it to stop its stale copy. An edge
+            # keeps its own task's copy (nothing else may run it) and takes it back as it is.
+            cancel = ControlEvent(task_id=task.id, action=ControlAction.CANCEL, epoch=task.epoch)
+            self.bus.publish(Topic.TASK_CANCEL, task.id, cancel.to_value())
         status = StatusEvent(
             task_id=task.id,
             status=written.lifecycle_status,

@@ -1,4 +1,5 @@
-"""Dispatch policies: which node gets a task. Pure functions of the candidates."""
+"""Placement: which tasks wait for a node, which node a task is bound to, the write that
+places it, and the dispatch policies that choose among nodes. Pure functions, no I/O."""
 
 from __future__ import annotations
 
@@ -7,10 +8,49 @@ import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from skalds.core.lifecycle import Action, Transition, plan
 from skalds.core.records import NodeInfo
-from skalds.core.task import Task
+from skalds.core.task import Task, TaskLifecycleStatus
 from skalds.errors import ConfigError
+
+S = TaskLifecycleStatus
+
+
+def needs_placement(task: Task) -> bool:
+    """Created tasks, and paused ones that hold no worker anywhere, wait for a node."""
+    return task.lifecycle_status is S.CREATED or (task.lifecycle_status is S.PAUSED and task.executor is None)
+
+
+def bound_node(task: Task) -> str | None:
+    """The one node ``task`` may run on, or None when any node may.
+
+    A task is bound by its pin (an edge's declared task), or, while it was never placed, by
+    an executor set on it before placement: the seed's scripts create a task, then name its
+    node with ``TaskRepository.update_executor`` before announcing it on ``task.assign``.
+    Such a task is placed only there, by that node itself or by the dispatcher, never
+    elsewhere by a policy.
+    """
+    if task.pinned_node is not None:
+        return task.pinned_node
+    if task.lifecycle_status is S.CREATED and task.executor is not None:
+        return task.executor
+    return None
+
+
+def assignment(task: Task, node_id: str, *, actor: str | None = None, reason: str | None = None) -> Transition:
+    """The conditional write that places ``task`` on ``node_id`` (ASSIGN: epoch + 1), the
+    same for the dispatcher and a node placing its own task, so of two racing one wins.
+
+    A task bound by an executor set before placement is pinned to that node from now on: a
+    requeue (its node lost, or handed back) clears the executor but keeps the pin, so the
+    task waits for that node again instead of moving elsewhere.
+    """
+    changes: dict[str, Any] = {"executor": node_id}
+    if task.pinned_node is None and bound_node(task) is not None:
+        changes["pinned_node"] = node_id
+    return plan(task, Action.ASSIGN, actor=actor or node_id, reason=reason or f"{node_id} placed it", **changes)
 
 
 @dataclass(frozen=True)
@@ -28,10 +68,11 @@ class Candidate:
 
 
 def eligible(task: Task, candidates: Sequence[Candidate]) -> list[Candidate]:
-    """Nodes that can run the task's class and have a free slot. A pinned task goes only to
-    its node; edge nodes run only the tasks pinned to them."""
-    if task.pinned_node is not None:
-        candidates = [c for c in candidates if c.node.id == task.pinned_node]
+    """Nodes that can run the task's class and have a free slot. A task bound to a node
+    (:func:`bound_node`) goes only to that node; edge nodes run only the tasks bound to them."""
+    bound = bound_node(task)
+    if bound is not None:
+        candidates = [c for c in candidates if c.node.id == bound]
     else:
         candidates = [c for c in candidates if c.node.mode != "edge"]
     return [c for c in candidates if not c.node.draining and task.class_name in c.node.classes and c.free > 0]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skalds.config.schema import DEFAULT_CAPACITY, DEFAULTS, default_retry_policy
+from skalds.core.dispatch import needs_placement
 from skalds.core.events import NODE_TOPICS, ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent, seed_task_ids
 from skalds.core.lifecycle import Action, RetryPolicy
 from skalds.core.records import NodeInfo
@@ -33,6 +34,7 @@ from skalds.errors import BackendUnavailable, InvalidTransition, TaskNotFound
 from skalds.node.launcher import LauncherGone
 from skalds.node.lease import LeaseKeeper, LeaseSettings
 from skalds.node.output import OutputSettings, OutputShipper
+from skalds.node.placement import SelfPlacement
 from skalds.node.reconcile import HeartbeatWriter, Reconciler, hand_back, offer_update
 from skalds.node.records import RecordKeeper
 from skalds.node.supervisor import Supervisor, SupervisorSettings, WorkerHandle
@@ -109,6 +111,15 @@ class NodeAgent:
         self.records.supervisor = self.supervisor
         touch = (lambda: store.touch_node(self.id, self.instance)) if settings.self_fence else None
         self.lease = LeaseKeeper(settings.lease, live, self.node_info, self._lease_renewed, self._taken_over, touch)
+        self.placement = SelfPlacement(
+            self.id,
+            store,
+            bus,
+            settings.capacity,
+            self.running_count,
+            self.start_task,
+            lease_held=lambda: self.lease.current() is not None,
+        )
         self.reconciler = Reconciler(
             self.id,
             store,
@@ -117,6 +128,7 @@ class NodeAgent:
             self.start_task,
             self._hand_back,
             settings.fence_check_interval_s,
+            waiting=self.placement.waiting,
         )
         ttl = settings.supervision.heartbeat_timeout_s
         self.beats = HeartbeatWriter(self.id, live, self.supervisor, settings.supervision.heartbeat_interval_s, ttl)
@@ -143,6 +155,7 @@ class NodeAgent:
         self._requeue_leftovers()
         self._state = "ready"
         self.lease.renew_now()
+        self.reconciler.place_waiting()  # what is bound here runs now, not a sweep later
         self.reconciler.loop.start()
         self.beats.loop.start()
         logger.info(
@@ -165,6 +178,7 @@ class NodeAgent:
         if self._subscription is not None:
             self._subscription.close()
         self.reconciler.loop.stop()
+        self.placement.close()
         for handle in self.supervisor.handles():
             self.supervisor.stop(handle, "node shutting down")
         s = self.settings.supervision
@@ -274,9 +288,10 @@ class NodeAgent:
 
     # ---- starting tasks ------------------------------------------------------------
     def start_task(self, task_id: str) -> None:
-        """Start this node's copy of a task the store assigns to it (idempotent). The bus
-        thread and the reconcile sweep both call this; one at a time, so a task is never
-        launched twice for one epoch."""
+        """Start this node's copy of a task the store assigns to it (idempotent); a task
+        that waits for a node and is bound to this one is placed here first. The bus thread
+        and the reconcile sweep both call this; one at a time, so a task is never launched
+        twice for one epoch."""
         with self._start_lock:
             if not self._stopping.is_set():
                 self._start_locked(task_id)
@@ -286,12 +301,17 @@ class NodeAgent:
             task = self.store.get(task_id)
         except TaskNotFound:
             return
+        if needs_placement(task):
+            placed = self.placement.claim(task)
+            if placed is None:
+                return
+            task = placed
         if task.executor != self.id or task.lifecycle_status not in (S.ASSIGNING, S.PAUSED):
             return
         current = self.workers.get(task_id)
         if current is not None and current.epoch >= task.epoch:
             return  # a duplicate delivery
-        if current is not None and not current.exited and current.pinned and task.pinned_node == self.id:
+        if current is not None and self._adoptable(current, task):
             self._adopt(current, task)
             return
         if current is not None:
@@ -329,6 +349,18 @@ class NodeAgent:
             return
         self.workers.put(handle)
         logger.debug("task %s launching on %s epoch=%d", task.id, self.id, task.epoch)
+
+    def _adoptable(self, handle: WorkerHandle, task: Task) -> bool:
+        """Whether the copy running here is the task's, placed back here: an edge's own task
+        of the same class, not being stopped (a replacement by a new class, or a cancel that
+        came first, starts over)."""
+        return (
+            handle.pinned
+            and task.pinned_node == self.id
+            and not handle.exited
+            and handle.stop_reason is None
+            and handle.class_name == task.class_name
+        )
 
     def _adopt(self, handle: WorkerHandle, task: Task) -> None:
         """An edge's own task that is still running here came back at a new epoch (the

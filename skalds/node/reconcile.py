@@ -2,7 +2,7 @@
 
 The **sweep** makes what runs here match what the store says, whatever events were lost: it
 stops copies the store gives to someone else (fencing after a partition), starts assignments
-whose event never came, delivers pause/resume and attachment versions the worker has not seen,
+whose event never came, places the tasks bound to this node that wait for it, delivers pause/resume and attachment versions the worker has not seen,
 and hands back tasks the store shows running here although no copy runs. The **heartbeat
 writer** puts every worker's last heartbeat (progress, message) into the live state. Each runs
 on its own thread, so a slow store never delays heartbeats and neither delays the lease.
@@ -86,7 +86,10 @@ class Reconciler:
         start_task: Callable[[str], None],
         hand_back: Callable[[Task, str], object],
         interval_s: float,
+        waiting: Callable[[], list[Task]] = list,
     ) -> None:
+        """``waiting`` lists the tasks bound to this node that wait for a node: each sweep
+        places those whose event was missed (or that found the node full)."""
         self.node_id = node_id
         self.store = store
         self.supervisor = supervisor
@@ -94,6 +97,7 @@ class Reconciler:
         self.start_task = start_task
         self.hand_back = hand_back
         self.interval_s = interval_s
+        self.waiting = waiting
         self.loop = Loop("skalds-reconcile", interval_s, self.sweep)
 
     def sweep(self) -> None:
@@ -133,6 +137,14 @@ class Reconciler:
                 self.start_task(task.id)
             else:
                 self.hand_back(task, f"shown {task.lifecycle_status.value} on {self.node_id}, where no copy of it runs")
+        self.place_waiting(settled)
+
+    def place_waiting(self, settled: int | None = None) -> None:
+        """Place the tasks bound to this node that wait for a node (changed before
+        ``settled``, epoch ms, when given: younger ones still have their event on its way)."""
+        for task in self.waiting():
+            if settled is None or task.update_date_time < settled:
+                self.start_task(task.id)
 
     def _converge(self, handle: WorkerHandle, task: Task) -> None:
         if task.lifecycle_status is S.PAUSED and not handle.paused:
@@ -144,11 +156,18 @@ class Reconciler:
             offer_update(handle, task.desired_version, task.attachments_dict())
 
     def _awaiting_adoption(self, task_id: str) -> bool:
+        """Whether an edge's own task is on its way back to this node: waiting for it, placed
+        on it, or already adopted at a newer epoch (the sweep's query may have run between
+        the adoption's write and the copy taking the new epoch)."""
         try:
             task = self.store.get(task_id)
         except TaskNotFound:
             return False
-        return task.pinned_node == self.node_id and task.lifecycle_status in (S.CREATED, S.PAUSED, S.ASSIGNING)
+        if task.pinned_node != self.node_id:
+            return False
+        return task.lifecycle_status in (S.CREATED, S.PAUSED, S.ASSIGNING) or (
+            task.executor == self.node_id and task.lifecycle_status in ACTIVE_STATES
+        )
 
 
 def hand_back(store: TaskStore, task: Task, reason: str) -> Task | None:

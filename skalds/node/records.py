@@ -95,36 +95,40 @@ class RecordKeeper:
             self.publish_status(handle.task_id, task.lifecycle_status, handle.epoch, applied_ms, version)
 
     def _record_exit_and_forget(self, handle: WorkerHandle, result: WorkerExit) -> None:
-        self._record_exit(handle, result)
+        ended = self._record_exit(handle, result)
         # Forget the worker only once its end is recorded: until then the reconcile sweep
         # must not take the task for one this node should be running and start it again.
         self.workers.forget(handle)
         try:
-            self.live.drop_heartbeats([handle.task_id])
+            if ended is not None:
+                self.live.tasks_ended({handle.task_id: ended})
+            else:
+                self.live.drop_heartbeats([handle.task_id])
         except BackendUnavailable:
             pass  # the heartbeat expires by itself
 
-    def _record_exit(self, handle: WorkerHandle, result: WorkerExit) -> None:
+    def _record_exit(self, handle: WorkerHandle, result: WorkerExit) -> S | None:
+        """Record how the worker ended; return the task's end state if the task ended
+        (Finished, Failed, Cancelled), None if it goes on (retried, handed back, moved)."""
         kind = result.kind
         if kind is ExitKind.STOPPED or (self.stopping() and kind in (ExitKind.LOST, ExitKind.SELF_FENCED)):
             # Stopped on purpose: whoever asked wrote the task's state already (cancel), or
             # the node hands it back once every worker is gone (shutdown).
             logger.info("task %s stopped on node %s (%s)", handle.task_id, self.node_id, handle.stop_reason or kind)
             self.publish_status(handle.task_id, None, handle.epoch, exit=kind, reason=handle.stop_reason)
-            return
+            return None if self.stopping() else self._ended_by_others(handle)
         if kind is ExitKind.SELF_FENCED:
             self._hand_back(handle, "its node lost contact with its lease; the worker stopped itself")
-            return
+            return None
         if kind is ExitKind.LOST:
-            self._retry_or_fail(handle, result.error or TaskError(message="worker lost"))
-            return
+            return self._retry_or_fail(handle, result.error or TaskError(message="worker lost"))
         action = Action.FINISH if kind is ExitKind.FINISHED else Action.FAIL
         outcome = AttemptOutcome.FINISHED if kind is ExitKind.FINISHED else AttemptOutcome.FAILED
         task = self._fenced(
             handle, action, ended=self._ended(handle, outcome, result.error), **failure_fields(result.error)
         )
         if task is None:
-            return
+            return None
         log = logger.info if action is Action.FINISH else logger.warning
         log(
             "task %s %s on node %s epoch=%d%s",
@@ -136,15 +140,25 @@ class RecordKeeper:
         )
         error = result.error.message if result.error else None
         self.publish_status(handle.task_id, task.lifecycle_status, handle.epoch, exit=kind, error=error)
+        return task.lifecycle_status
 
-    def _retry_or_fail(self, handle: WorkerHandle, error: TaskError) -> None:
+    def _ended_by_others(self, handle: WorkerHandle) -> S | None:
+        """The end state of a task whose worker this node stopped on request (a cancel),
+        if the task ended at the worker's epoch; None if it goes on (moved, replaced)."""
+        try:
+            task = self.store.get(handle.task_id)
+        except (TaskNotFound, BackendUnavailable):
+            return None  # only the live state's record of the end is lost
+        return task.lifecycle_status if task.epoch == handle.epoch and task.lifecycle_status.is_terminal else None
+
+    def _retry_or_fail(self, handle: WorkerHandle, error: TaskError) -> S | None:
         task = self._owned(handle)
         if task is None:
-            return
+            return None
         try:
             written = self.store.apply(self.retry.lost(task, AttemptOutcome.WORKER_LOST, error))
         except (StaleWrite, InvalidTransition):
-            return  # moved on meanwhile (cancelled, requeued by the monitor)
+            return None  # moved on meanwhile (cancelled, requeued by the monitor)
         if written.lifecycle_status is S.FAILED:
             logger.error("task %s lost its worker (%s) and has no retries left; Failed", handle.task_id, error.message)
             self.publish_status(
@@ -155,7 +169,7 @@ class RecordKeeper:
                 error=error.message,
                 cause=AttemptOutcome.WORKER_LOST.value,
             )
-            return
+            return S.FAILED
         logger.warning(
             "task %s lost its worker (%s); retry %d/%d in %.1fs",
             handle.task_id,
@@ -173,6 +187,7 @@ class RecordKeeper:
             cause=AttemptOutcome.WORKER_LOST.value,
         )
         self.bus.publish(Topic.TASK_ASSIGN, handle.task_id, TaskEvent(task_ids=[handle.task_id]).to_value())
+        return None
 
     def _hand_back(self, handle: WorkerHandle, reason: str) -> None:
         task = self._owned(handle)

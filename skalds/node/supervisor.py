@@ -64,6 +64,7 @@ class WorkerHandle:
     launched_at: float  # monotonic
     self_fencing: bool = False  # the worker stops itself when the node's lease lapses
     pinned: bool = False  # an edge's own task: no other node may run it
+    class_name: str = ""  # the worker class it runs
     pid: int | None = None
     last_seen: float = 0.0  # monotonic, last message from the worker
     started: bool = False
@@ -190,6 +191,7 @@ class Supervisor:
             launched_at=now,
             self_fencing=self_fencing,
             pinned=pinned,
+            class_name=spec.class_name,
             last_seen=now,
             paused=spec.paused,
             sent_version=spec.version,

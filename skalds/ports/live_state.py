@@ -6,6 +6,18 @@ import abc
 from collections.abc import Iterable, Mapping, Sequence
 
 from skalds.core.records import Heartbeat, LogLine, NodeInfo
+from skalds.core.task import TaskLifecycleStatus
+
+
+def check_ended(ends: Mapping[str, TaskLifecycleStatus]) -> None:
+    """Refuse states that are not ends (for :meth:`LiveState.tasks_ended`).
+
+    Raises:
+        ValueError: naming the first task whose state is not Finished, Failed or Cancelled.
+    """
+    for task_id, status in ends.items():
+        if not TaskLifecycleStatus(status).is_terminal:
+            raise ValueError(f"task {task_id!r}: {status} is not an end (Finished, Failed or Cancelled)")
 
 
 class LiveState(abc.ABC):
@@ -62,6 +74,19 @@ class LiveState(abc.ABC):
     @abc.abstractmethod
     def drop_logs(self, task_ids: Iterable[str]) -> None:
         """Forget the lines of these tasks (their records were deleted). Idempotent."""
+
+    @abc.abstractmethod
+    def tasks_ended(self, ends: Mapping[str, TaskLifecycleStatus]) -> None:
+        """Tasks ended, each in the terminal state given: forget their heartbeats (as
+        :meth:`drop_heartbeats`) and record how each ended where the adapter keeps such a
+        record for outside readers (the Redis adapter: the original's
+        ``task:{id}:heartbeat`` end values); the record expires on its own. One round trip;
+        idempotent; an empty mapping writes nothing.
+
+        Raises:
+            ValueError: a state is not Finished, Failed or Cancelled (nothing written).
+            BackendUnavailable: the backend cannot be reached.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Idempotent."""

@@ -7,8 +7,9 @@ is not detected.
 
 ``RedisKey`` names the keys the seed's processes wrote. Skalds keeps its own live state
 elsewhere (``<backend.redis.key_prefix>:nodes`` and ``:heartbeats``, see
-:mod:`skalds.backends.redis.live_state`) and does not write these keys; they are here for
-scripts that still read or write them.
+:mod:`skalds.backends.redis.live_state`) and, with ``backend.redis.seed_keys`` on, keeps the
+node and task heartbeat keys up to date as well (:mod:`skalds.backends.redis.seed_keys`); the
+others (``all-task``, ``exception``, ``has-error``) are here for scripts that still use them.
 """
 
 from __future__ import annotations

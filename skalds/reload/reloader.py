@@ -32,7 +32,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from skalds.core.declared import Declared, DeclaredPlan, diff
-from skalds.core.task import Task, now_ms
+from skalds.core.task import Task, TaskMode, now_ms
 from skalds.errors import SkaldsError, TaskNotFound, ValidationFailed
 from skalds.ports.task_store import TaskQuery
 from skalds.reload.pool import FileProblem, load_pool
@@ -84,6 +84,12 @@ class DeclaredOwner:
     service: TaskService
     source: str
     pinned_node: str | None = None
+
+    @property
+    def mode(self) -> TaskMode:
+        """The seed's mode of the declared tasks: an edge's own tasks are ``Active`` (it
+        places and runs them itself); a controller's or a standalone's are ``Passive``."""
+        return TaskMode.ACTIVE if self.pinned_node is not None else TaskMode.PASSIVE
 
 
 class PoolReloader:
@@ -266,12 +272,14 @@ class PoolReloader:
     def _apply(self, plan: DeclaredPlan) -> None:
         if self.owner is None:
             return
-        svc, source, pinned = self.owner.service, self.owner.source, self.owner.pinned_node
+        svc, source, pinned, mode = self.owner.service, self.owner.source, self.owner.pinned_node, self.owner.mode
         for d in plan.create:
             self._guard(
                 d.id,
                 "create",
-                lambda d=d: svc.create(_request(d), source=source, pinned_node=pinned, declared=True, actor=source),
+                lambda d=d: svc.create(
+                    _request(d), source=source, pinned_node=pinned, declared=True, mode=mode, actor=source
+                ),
             )
         for d in plan.update:
             self._guard(
@@ -281,7 +289,9 @@ class PoolReloader:
             )
         for d in plan.replace:
             self._guard(
-                d.id, "replace", lambda d=d: svc.replace(_request(d), pinned_node=pinned, declared=True, actor=source)
+                d.id,
+                "replace",
+                lambda d=d: svc.replace(_request(d), pinned_node=pinned, declared=True, mode=mode, actor=source),
             )
         for task_id in plan.cancel:
             self._guard(task_id, "cancel", lambda t=task_id: svc.cancel(t, actor=source))

@@ -21,9 +21,12 @@ def _redis(unique: str) -> Iterator[LiveState]:
         yield live
     finally:
         live.close()
-        # Only this test's keys: the server is shared by the whole test run.
+        # Only this test's keys: the server is shared by the whole test run. (Node and task
+        # ids in the suite start with the test's unique name, so the seed keys do too.)
         with redis.Redis(host=server.host, port=server.port) as client:
-            client.delete(f"{unique}:nodes", f"{unique}:heartbeats")
+            keys = [*client.scan_iter(f"{unique}:*"), *client.scan_iter(f"task:{unique}*")]
+            if keys:
+                client.delete(*keys)
 
 
 LIVE_STATES = {"redis": _redis}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from skalds.core.records import Heartbeat, LogLine, NodeInfo
+from skalds.core.task import TaskLifecycleStatus
 from skalds.ports.live_state import LiveState
 from skalds.testing import wait_until
 
@@ -122,3 +125,16 @@ def test_output_keeps_about_the_newest_lines_expires_and_can_be_dropped(live_sta
     assert live_state.read_logs(a) == []
     live_state.append_logs({b: [_line("short-lived")]}, keep=10, ttl_s=0.5)
     wait_until(lambda: live_state.read_logs(b) == [], timeout_s=5, message="expired")
+
+
+def test_tasks_that_ended_lose_their_heartbeats_and_only_ends_are_accepted(live_state: LiveState, unique: str) -> None:
+    a, b, c = f"{unique}-a", f"{unique}-b", f"{unique}-c"
+    now = int(time.time() * 1000)
+    live_state.put_heartbeats([Heartbeat(a, "n", 1, now), Heartbeat(b, "n", 1, now), Heartbeat(c, "n", 1, now)], 30)
+    live_state.tasks_ended({a: TaskLifecycleStatus.FINISHED, b: TaskLifecycleStatus.CANCELLED})
+    assert set(live_state.heartbeats([a, b, c])) == {c}
+    live_state.tasks_ended({a: TaskLifecycleStatus.FINISHED})  # idempotent
+    live_state.tasks_ended({})  # nothing to write is no error
+    with pytest.raises(ValueError, match="Running is not an end"):
+        live_state.tasks_ended({c: TaskLifecycleStatus.FAILED, f"{unique}-d": TaskLifecycleStatus.RUNNING})
+    assert set(live_state.heartbeats([c])) == {c}, "a refused call writes nothing"

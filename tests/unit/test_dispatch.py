@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from skalds.core.dispatch import Candidate, build_policy
+from skalds.core.dispatch import Candidate, assignment, bound_node, build_policy, needs_placement
 from skalds.core.records import NodeInfo
-from skalds.core.task import Task
+from skalds.core.task import Task, TaskLifecycleStatus
 from skalds.errors import ConfigError
 
 
@@ -58,3 +58,37 @@ def test_a_pinned_task_goes_only_to_its_node_even_an_edge() -> None:
     pinned = Task(id="p", class_name="A", pinned_node="edge-1")
     assert policy.choose(pinned, [node("n1", 0), node("edge-1", 3, mode="edge")]) == "edge-1"
     assert policy.choose(pinned, [node("n1", 0)]) is None
+
+
+def test_a_task_whose_executor_was_set_before_placement_goes_only_to_that_node() -> None:
+    policy = build_policy("least_loaded")
+    preset = Task(id="p", class_name="A", executor="busy")
+    assert policy.choose(preset, [node("idle", 0), node("busy", 3)]) == "busy"
+    assert policy.choose(preset, [node("idle", 0)]) is None, "waits while its node is not live"
+    assert policy.choose(preset, [node("idle", 0), node("busy", 4)]) is None, "and while it is full"
+
+
+def test_bound_node_is_the_pin_or_an_executor_set_on_a_task_never_placed() -> None:
+    assert bound_node(Task(id="t", class_name="A")) is None
+    assert bound_node(Task(id="t", class_name="A", pinned_node="edge-1")) == "edge-1"
+    assert bound_node(Task(id="t", class_name="A", executor="n1")) == "n1"
+    running = Task(id="t", class_name="A", executor="n1", lifecycle_status=TaskLifecycleStatus.RUNNING)
+    assert bound_node(running) is None, "a placed task's executor is where it runs, not a binding"
+
+
+def test_assigning_a_task_bound_by_its_executor_pins_it_there_for_good() -> None:
+    preset = Task(id="t", class_name="A", executor="n1", epoch=3)
+    transition = assignment(preset, "n1")
+    assert transition.expect == {"lifecycle_status": TaskLifecycleStatus.CREATED, "epoch": 3}
+    assert transition.changes["executor"] == transition.changes["pinned_node"] == "n1"
+    assert transition.changes["epoch"] == 4 and transition.changes["lifecycle_status"] is TaskLifecycleStatus.ASSIGNING
+    free = assignment(Task(id="t", class_name="A"), "n2")
+    assert free.changes["executor"] == "n2" and "pinned_node" not in free.changes
+
+
+def test_only_created_tasks_and_paused_ones_without_an_executor_need_placement() -> None:
+    S = TaskLifecycleStatus
+    assert needs_placement(Task(id="t", class_name="A"))
+    assert needs_placement(Task(id="t", class_name="A", lifecycle_status=S.PAUSED))
+    assert not needs_placement(Task(id="t", class_name="A", lifecycle_status=S.PAUSED, executor="n1"))
+    assert not needs_placement(Task(id="t", class_name="A", lifecycle_status=S.RUNNING, executor="n1"))

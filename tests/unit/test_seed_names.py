@@ -208,6 +208,8 @@ def test_no_host_means_the_embedded_backends_and_any_host_the_real_ones(
 ) -> None:
     settings = SkaldConfig(skald_id="solo").settings()
     assert (settings.mode, settings.backend["kind"], settings.node.id) == ("standalone", "local", "solo")
+    settings = SkaldConfig(skald_mode="edge", skald_id="lone").settings()
+    assert (settings.mode, settings.backend["kind"], settings.node.mode) == ("edge", "local", "edge"), "no controller"
     monkeypatch.setenv("KAFKA_HOST", "kafka.example")
     settings = SkaldConfig(skald_mode="edge", kafka_topic_partitions=2, task_worker_retry=0).settings()
     assert (settings.mode, settings.backend["kind"]) == ("edge", "distributed")

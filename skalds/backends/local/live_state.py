@@ -10,7 +10,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
 from skalds.core.records import Heartbeat, LogLine, NodeInfo
-from skalds.ports.live_state import LiveState
+from skalds.core.task import TaskLifecycleStatus
+from skalds.ports.live_state import LiveState, check_ended
 
 
 class MemoryLiveState(LiveState):
@@ -94,3 +95,8 @@ class MemoryLiveState(LiveState):
         with self._lock:
             for task_id in task_ids:
                 self._logs.pop(task_id, None)
+
+    def tasks_ended(self, ends: Mapping[str, TaskLifecycleStatus]) -> None:
+        """Forget the tasks' heartbeats; no one outside this process reads how they ended."""
+        check_ended(ends)
+        self.drop_heartbeats(ends)

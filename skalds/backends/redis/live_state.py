@@ -10,6 +10,10 @@ Redis >= 7.4 or Valkey >= 9; the adapter checks that once, when it is built.
 A task's output lines are the stream ``<prefix>:logs:<task id>`` (one entry per line, field
 ``j`` = the line's JSON), trimmed to about the lines to keep at each ``XADD`` and expiring as a
 whole some time after the last one; the entry ids are the cursors readers resume from.
+
+With ``seed_keys`` on (the default) it also keeps the original Skalds' keys up to date
+(``skalds:hash``, ``task:{id}:heartbeat``, ...; see :mod:`skalds.backends.redis.seed_keys`) in
+the same round trips, for monitors written for the original.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
+from skalds.backends.redis.seed_keys import CLAIM_SEED_PART, RELEASE_SEED_PART, SeedKeys
 from skalds.core.records import Heartbeat, LogLine, NodeInfo
+from skalds.core.task import TaskLifecycleStatus
 from skalds.errors import BackendUnavailable, ConfigError
-from skalds.ports.live_state import LiveState
+from skalds.ports.live_state import LiveState, check_ended
 
 #: Retries of one call after a connection error or timeout, each on a fresh connection. This is
 #: what makes the first call after a server restart succeed: the pooled socket is dead, the
@@ -46,8 +52,10 @@ _FAST_TIMEOUT_S = 1.0
 
 # Claim (create or renew) a node's lease unless another live instance holds it, atomically.
 # KEYS[1] nodes hash; ARGV: node id, instance, record JSON, TTL ms, force ("1"/"0").
-# Returns the holder's record when refused, nil when the lease is ours.
-_CLAIM = """
+# Returns the holder's record when refused, nil when the lease is ours. With seed keys, KEYS[2..5]
+# and ARGV[6..] are the original's node keys and their values (CLAIM_SEED_PART).
+_CLAIM = (
+    """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and ARGV[5] ~= '1' then
   local ok, record = pcall(cjson.decode, current)
@@ -58,20 +66,30 @@ if current and ARGV[5] ~= '1' then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HPEXPIRE', KEYS[1], ARGV[4], 'FIELDS', 1, ARGV[1])
+"""
+    + CLAIM_SEED_PART
+    + """
 return false
 """
+)
 
 # Drop a node's lease if the given instance holds it. KEYS[1] nodes hash; ARGV: id, instance.
-_RELEASE = """
+# With seed keys, KEYS[2..5] are the original's node keys, deleted with the lease.
+_RELEASE = (
+    """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current then
   local ok, record = pcall(cjson.decode, current)
   if ok and type(record) == 'table' and record['instance'] == ARGV[2] then
     redis.call('HDEL', KEYS[1], ARGV[1])
+"""
+    + RELEASE_SEED_PART
+    + """
   end
 end
 return 0
 """
+)
 
 _NEEDS = "RedisLiveState needs Redis >= 7.4 or Valkey >= 9 (per-field hash TTL, HPEXPIRE)"
 
@@ -87,6 +105,10 @@ class RedisSettings:
         db: logical database number.
         key_prefix: prefix of both hashes; distinct prefixes never see each other's entries.
         socket_timeout_s: bound on connecting and on each reply, in seconds.
+        seed_keys: also keep the original Skalds' keys up to date (nodes' under
+            ``key_prefix``, ``task:{id}:heartbeat``), for monitors written for the original.
+        seed_key_ttl_s: how long the original's node entries and a task's end value live
+            (its ``REDIS_KEY_TTL``), in seconds.
     """
 
     host: str = "localhost"
@@ -95,6 +117,8 @@ class RedisSettings:
     db: int = 0
     key_prefix: str = "skalds"
     socket_timeout_s: float = 5.0
+    seed_keys: bool = True
+    seed_key_ttl_s: float = 3600.0
 
 
 def _ttl_ms(ttl_s: float) -> int:
@@ -128,6 +152,7 @@ class RedisLiveState(LiveState):
         self.settings = settings
         self._nodes_key = f"{settings.key_prefix}:nodes"
         self._beats_key = f"{settings.key_prefix}:heartbeats"
+        self._seed = SeedKeys(settings.key_prefix, settings.seed_key_ttl_s) if settings.seed_keys else None
         self._client = redis.Redis(
             host=settings.host,
             port=settings.port,
@@ -196,7 +221,12 @@ class RedisLiveState(LiveState):
         pipe = self._client.pipeline(transaction=True)
         pipe.hset(key, mapping=values)
         pipe.execute_command(*_hpexpire(key, _ttl_ms(ttl_s), list(values)))
-        pipe.execute()
+        if self._seed is None:
+            pipe.execute()
+            return
+        with self._seed.lock:
+            self._seed.put_running(pipe, list(values))
+            pipe.execute()
 
     def claim_node(self, node: NodeInfo, ttl_s: float, *, force: bool = False) -> NodeInfo | None:
         """Create or renew a node's lease (millisecond precision) unless another live
@@ -205,6 +235,7 @@ class RedisLiveState(LiveState):
         Raises:
             BackendUnavailable: the server cannot be reached; the lease may not be renewed.
         """
+        keys = [self._nodes_key]
         args: list[str | int] = [
             node.id,
             node.instance,
@@ -212,8 +243,11 @@ class RedisLiveState(LiveState):
             _ttl_ms(ttl_s),
             "1" if force else "0",
         ]
+        if self._seed is not None:
+            keys += self._seed.node_keys(node.id)
+            args += self._seed.node_args(node)
         with self._translated(f"claiming node {node.id!r}"):
-            holder = self._claim(keys=[self._nodes_key], args=args)
+            holder = self._claim(keys=keys, args=args)
         return NodeInfo.from_dict(json.loads(holder)) if holder else None
 
     def remove_node(self, node_id: str, instance: str) -> None:
@@ -222,8 +256,9 @@ class RedisLiveState(LiveState):
         Raises:
             BackendUnavailable: the server cannot be reached.
         """
+        keys = [self._nodes_key, *(self._seed.node_keys(node_id) if self._seed is not None else [])]
         with self._translated(f"removing node {node_id!r}"):
-            self._release(keys=[self._nodes_key], args=[node_id, instance])
+            self._release(keys=keys, args=[node_id, instance])
 
     def nodes(self) -> list[NodeInfo]:
         """Every node whose lease has not expired (the server hides expired fields).
@@ -328,6 +363,27 @@ class RedisLiveState(LiveState):
         if keys:
             with self._translated(f"dropping the output of {len(keys)} task(s)"):
                 self._client.delete(*keys)
+
+    def tasks_ended(self, ends: Mapping[str, TaskLifecycleStatus]) -> None:
+        """Forget the heartbeats of tasks that ended and, with seed keys, write each one's
+        end value (200, -1 or -2) for the seed TTL; one round trip (MULTI/EXEC). Idempotent.
+
+        Raises:
+            ValueError: a state is not an end (nothing written).
+            BackendUnavailable: the server cannot be reached.
+        """
+        check_ended(ends)
+        if not ends:
+            return
+        with self._translated(f"recording the end of {len(ends)} task(s)"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hdel(self._beats_key, *ends)
+            if self._seed is None:
+                pipe.execute()
+                return
+            with self._seed.lock:
+                self._seed.put_ended(pipe, ends)
+                pipe.execute()
 
     def close(self) -> None:
         """Close the pooled connections. Idempotent."""
