@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from skalds import __version__
 from skalds.config.schema import DEFAULTS
@@ -14,7 +13,7 @@ from skalds.controller import errors
 from skalds.controller.events import EventHub
 from skalds.controller.limits import BodyLimit
 from skalds.controller.nodes import NodeDirectory
-from skalds.controller.routes import events, skalds, system, tasks
+from skalds.controller.routes import dashboard, events, skalds, system, tasks
 from skalds.core.task import now_ms
 from skalds.reload.reloader import PoolReloader
 from skalds.service.tasks import TaskService
@@ -81,12 +80,9 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     errors.install(app)
 
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse("/api/docs")
-
     app.include_router(tasks.router)
     app.include_router(skalds.router)
     app.include_router(events.router)
     app.include_router(system.router)
+    app.include_router(dashboard.router)
     return app
