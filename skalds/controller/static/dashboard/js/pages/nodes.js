@@ -5,10 +5,17 @@ import {api} from '../api.js';
 import {coalesce, empty, h, replace} from '../dom.js';
 import {ago, dash, labelChips, loadBar, nodeBadge, someOf} from '../format.js';
 
+function heartbeat(ms) {
+  const el = ago(ms);
+  // A lease is a few seconds long: a heartbeat older than that is the sign of a lost node.
+  if (ms) el.dataset.staleAfter = '10000';
+  return el;
+}
+
 function row(n) {
   const online = n.status === 'online';
   return h('tr', {class: online ? '' : 'offline', dataset: {node: n.id, status: n.status}},
-    h('td', {class: 'id'}, n.id, n.host && n.host !== n.id ? h('div', {class: 'muted small'}, `${n.host} · pid ${n.pid}`) : h('div', {class: 'muted small'}, `pid ${n.pid}`)),
+    h('td', {class: 'id'}, h('span', {class: 'node-id'}, n.id), n.host && n.host !== n.id ? h('div', {class: 'muted small'}, `${n.host} · pid ${n.pid}`) : h('div', {class: 'muted small'}, `pid ${n.pid}`)),
     h('td', {}, nodeBadge(n.status), !online ? h('div', {class: 'bad small'}, 'lost') : n.draining ? h('div', {class: 'muted small'}, 'draining') : null),
     h('td', {}, n.type),
     h('td', {}, labelChips(n.labels)),
@@ -17,7 +24,7 @@ function row(n) {
     h('td', {class: 'num'}, dash(n.memoryMb, (v) => `${Number(v).toFixed(0)} MB`)),
     h('td', {}, someOf(n.supportedTasks)),
     h('td', {}, (n.currentTasks || []).length ? h('a', {href: `#/tasks?node=${encodeURIComponent(n.id)}`}, `${n.currentTasks.length} task${n.currentTasks.length === 1 ? '' : 's'}`) : h('span', {class: 'muted'}, 'none')),
-    h('td', {}, ago(n.heartbeatAt)));
+    h('td', {}, heartbeat(n.heartbeatAt)));
 }
 
 export function mount(root) {
