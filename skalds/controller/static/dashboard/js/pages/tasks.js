@@ -5,7 +5,7 @@
 import {createTask, actionButtons, workerSchemas} from '../actions.js';
 import {api} from '../api.js';
 import {coalesce, empty, escapeRegExp, h, replace} from '../dom.js';
-import {STATES, ago, dash, progressBar, stateBadge} from '../format.js';
+import {STATES, TERMINAL_STATES, ago, dash, progressBar, stateBadge} from '../format.js';
 
 const PAGE_SIZES = [20, 50, 100];
 
@@ -44,6 +44,13 @@ function versions(t) {
   const applied = t.appliedVersion >= t.desiredVersion;
   return h('span', {class: applied ? 'muted' : 'pending', title: applied ? 'the worker runs the latest attachments' : 'the worker has not applied the latest attachments yet'},
     `${t.appliedVersion}/${t.desiredVersion}`);
+}
+
+function progressCell(t) {
+  if (t.lifecycleStatus === 'Failed') return h('span', {class: 'error-text', title: t.error || ''}, dash(t.error));
+  // An ended task has no worker left to report progress.
+  if (TERMINAL_STATES.has(t.lifecycleStatus)) return h('span', {class: 'muted'}, '–');
+  return progressBar(t.progress, t.message);
 }
 
 function heartbeat(t) {
@@ -93,7 +100,7 @@ export function mount(root, {query}) {
       h('td', {}, t.className),
       h('td', {}, stateBadge(t.lifecycleStatus)),
       h('td', {}, t.executor ? h('a', {href: `#/tasks?node=${encodeURIComponent(t.executor)}`}, t.executor) : h('span', {class: 'muted'}, 'unassigned')),
-      h('td', {class: 'wide'}, t.lifecycleStatus === 'Failed' ? h('span', {class: 'error-text', title: t.error || ''}, dash(t.error)) : progressBar(t.progress, t.message)),
+      h('td', {class: 'wide'}, progressCell(t)),
       h('td', {}, heartbeat(t)),
       h('td', {}, versions(t)),
       h('td', {}, ago(t.updateDateTime)),
@@ -194,7 +201,7 @@ export function mount(root, {query}) {
         t.message = data.message;
         t.heartbeatAt = data.heartbeatAt;
         // Patch the two cells only: the row's buttons stay the same elements under the pointer.
-        if (t.lifecycleStatus !== 'Failed') replace(r.cells[4], progressBar(t.progress, t.message));
+        replace(r.cells[4], progressCell(t));
         replace(r.cells[5], heartbeat(t));
         return;
       }
