@@ -196,6 +196,63 @@ def test_the_task_page_shows_the_state_history_and_follows_the_worker_log(
     screenshot(page, "task-history-and-log")
 
 
+def test_the_event_stream_reader_takes_chunks_cut_anywhere(page: Any, skalds: SkaldsProcess) -> None:
+    page.goto(f"http://127.0.0.1:{skalds.port}/#/overview")
+    stream = (
+        'retry: 500\r\n: a comment\r\nid: 7\r\nevent: task.status\r\ndata: {"a":\r\ndata: 1}\r\n\r\ndata: plain\n\n'
+    )
+    parsed = page.evaluate(
+        """async (text) => {
+            const {SseParser} = await import('/dashboard/js/sse.js');
+            const results = [];
+            for (let cut = 0; cut <= text.length; cut++) {
+                const parser = new SseParser();
+                const events = [...parser.feed(text.slice(0, cut)), ...parser.feed(text.slice(cut))];
+                results.push(JSON.stringify({events, retry: parser.retry}));
+            }
+            return [...new Set(results)];
+        }""",
+        stream,
+    )
+    assert len(parsed) == 1, parsed  # the same events wherever the text was cut
+    assert json.loads(parsed[0]) == {
+        "events": [
+            {"id": "7", "event": "task.status", "data": '{"a":\n1}'},
+            {"id": "7", "event": "message", "data": "plain"},
+        ],
+        "retry": 500,
+    }
+
+
+def test_the_page_follows_a_restarted_controller(page: Any, tmp_path: Path) -> None:
+    skalds = SkaldsProcess(tmp_path, node_id="restarting")
+    try:
+        api = skalds.http
+        body = {"id": "survivor", "className": "ProbeWorker", "attachments": {"journal": str(tmp_path / "s.jsonl")}}
+        assert api.post("/api/tasks", json=body).status_code == 201
+        page.goto(f"http://127.0.0.1:{skalds.port}/#/tasks?q=survivor")
+        row = page.locator('tr[data-task="survivor"]')
+        expect(row).to_have_attribute("data-state", "Running")
+        mark_document(page)
+        # Move the page's position in the stream far ahead of what the restarted controller
+        # will number its events with (it counts from 1 again).
+        for level in range(60):
+            api.patch("/api/tasks/survivor/attachments", json={"attachments": {"level": level}})
+        wait_until(lambda: api.get("/api/events/status").json()["lastEventId"] > 100, timeout_s=20)
+        page.wait_for_timeout(500)
+
+        skalds.stop()
+        expect(page.locator("#live")).to_have_attribute("data-state", "retrying")
+        skalds.start()
+        expect(page.locator("#live")).to_have_attribute("data-state", "open", timeout=TIMEOUT_MS)
+        wait_until(lambda: api.get("/api/tasks/survivor").json()["lifecycleStatus"] == "Running", timeout_s=20)
+        api.post("/api/tasks/survivor/pause")
+        expect(row).to_have_attribute("data-state", "Paused")
+        assert same_document(page), "the page reloaded"
+    finally:
+        skalds.stop()
+
+
 def test_the_nodes_page_shows_the_node_online_with_its_load(page: Any, skalds: SkaldsProcess) -> None:
     page.goto(f"http://127.0.0.1:{skalds.port}/#/nodes")
     row = page.locator('table.nodes tr[data-node="proc-node"]')
