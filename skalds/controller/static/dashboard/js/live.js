@@ -66,3 +66,10 @@ export function start() {
     },
   }).start();
 }
+
+/** Connect again from scratch (a new API key: the old connection carries the old one). */
+export function restart() {
+  if (stream) stream.stop();
+  stream = null;
+  start();
+}

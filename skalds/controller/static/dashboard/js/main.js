@@ -65,7 +65,10 @@ function showKeyButton() {
 }
 
 setKeyPrompt(promptForKey);
-onKeyChange(showKeyButton);
+onKeyChange(() => {
+  showKeyButton();
+  live.restart();
+});
 showKeyButton();
 document.getElementById('forget-key').addEventListener('click', () => {
   setApiKey(null);
