@@ -33,6 +33,12 @@ def events(journal: Path, name: str) -> list[dict]:
     return [e for e in read(str(journal)) if e["event"] == name]
 
 
+def create(api: Any, task_id: str, class_name: str, attachments: dict[str, Any]) -> None:
+    """Create a task through the REST API (not through the page)."""
+    r = api.post("/api/tasks", json={"id": task_id, "className": class_name, "attachments": attachments})
+    assert r.status_code == 201, r.text
+
+
 def mark_document(page: Any) -> None:
     """Tag the loaded document; the tag survives everything except a reload."""
     page.evaluate("window.__sameDocument = true")
@@ -110,12 +116,7 @@ def test_the_tasks_table_filters_searches_and_follows_changes_made_elsewhere(
 ) -> None:
     api = skalds.http
     for task_id in ("flt-alpha", "flt-beta"):
-        body = {
-            "id": task_id,
-            "className": "ProbeWorker",
-            "attachments": {"journal": str(tmp_path / f"{task_id}.jsonl")},
-        }
-        assert api.post("/api/tasks", json=body).status_code == 201
+        create(api, task_id, "ProbeWorker", {"journal": str(tmp_path / f"{task_id}.jsonl")})
     wait_until(lambda: api.get("/api/tasks/flt-beta").json()["lifecycleStatus"] == "Running", timeout_s=15)
     api.post("/api/tasks/flt-beta/cancel")
 
@@ -150,8 +151,7 @@ def test_the_task_page_shows_the_state_history_and_follows_the_worker_log(
 ) -> None:
     # The history and log endpoints are being built beside the dashboard: play them here
     # with the shapes they were specified with.
-    body = {"id": "logged", "className": "ProbeWorker", "attachments": {"journal": str(tmp_path / "j.jsonl")}}
-    assert skalds.http.post("/api/tasks", json=body).status_code == 201
+    create(skalds.http, "logged", "ProbeWorker", {"journal": str(tmp_path / "j.jsonl")})
     now = int(time.time() * 1000)
     history = {
         "taskId": "logged",
@@ -228,8 +228,7 @@ def test_the_page_follows_a_restarted_controller(page: Any, tmp_path: Path) -> N
     skalds = SkaldsProcess(tmp_path, node_id="restarting")
     try:
         api = skalds.http
-        body = {"id": "survivor", "className": "ProbeWorker", "attachments": {"journal": str(tmp_path / "s.jsonl")}}
-        assert api.post("/api/tasks", json=body).status_code == 201
+        create(api, "survivor", "ProbeWorker", {"journal": str(tmp_path / "s.jsonl")})
         page.goto(f"http://127.0.0.1:{skalds.port}/#/tasks?q=survivor")
         row = page.locator('tr[data-task="survivor"]')
         expect(row).to_have_attribute("data-state", "Running")
@@ -312,22 +311,12 @@ def test_the_overview_counts_tasks_by_state_and_lists_failures_and_waiting_tasks
             ("camera-yard", "MyWorker", {"rtspUrl": "rtsp://cams.local/yard", "fixFrame": 5}),
             ("camera-gate", "MyWorker", {"rtspUrl": "rtsp://cams.local/gate", "fixFrame": 5}),
         ]
-        for task_id, class_name, attachments in quick:
-            assert (
-                api.post(
-                    "/api/tasks", json={"id": task_id, "className": class_name, "attachments": attachments}
-                ).status_code
-                == 201
-            )
+        for task in quick:
+            create(api, *task)
         wait_until(lambda: api.get("/api/tasks/ingest-batch").json()["lifecycleStatus"] == "Finished", timeout_s=20)
         wait_until(lambda: api.get("/api/tasks/bad-feed").json()["lifecycleStatus"] == "Failed", timeout_s=20)
-        for task_id, class_name, attachments in lasting:
-            assert (
-                api.post(
-                    "/api/tasks", json={"id": task_id, "className": class_name, "attachments": attachments}
-                ).status_code
-                == 201
-            )
+        for task in lasting:
+            create(api, *task)
         wait_until(lambda: api.get("/api/system/dashboard/summary").json()["runningTasks"] == 3, timeout_s=20)
 
         page.goto(f"http://127.0.0.1:{skalds.port}/")
