@@ -41,14 +41,16 @@ export function setKeyPrompt(fn) {
 /** Ask once, however many requests were refused at the same time. */
 export function requestKey(reason) {
   if (!asking) {
-    asking = Promise.resolve(askForKey(reason)).finally(() => {
-      asking = null;
-    });
+    asking = Promise.resolve(askForKey(reason))
+      .then((key) => {
+        if (key) setApiKey(key);
+        return key;
+      })
+      .finally(() => {
+        asking = null;
+      });
   }
-  return asking.then((key) => {
-    if (key) setApiKey(key);
-    return key;
-  });
+  return asking;
 }
 
 /** Headers every request carries: the key, when there is one. */
