@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 from skalds import __version__
@@ -22,7 +22,7 @@ from skalds.controller.limits import BodyLimit
 from skalds.controller.metrics import CONTENT_TYPE, Metrics
 from skalds.controller.models import COMMON_ERRORS
 from skalds.controller.nodes import NodeDirectory
-from skalds.controller.routes import events, logs, skalds, system, tasks
+from skalds.controller.routes import dashboard, events, logs, skalds, system, tasks
 from skalds.core.task import now_ms
 from skalds.reload.reloader import PoolReloader
 from skalds.service.tasks import TaskService
@@ -132,10 +132,6 @@ def create_app(
     app.add_middleware(Access, policy=AccessPolicy.build(host, **rules))
     errors.install(app)
 
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse("/api/docs")
-
     registry = metrics or Metrics(service.store, service.live, app.state.skalds.nodes)
     if metrics is None:
         app.state.skalds.hub.listeners.append(registry.observe)
@@ -152,4 +148,5 @@ def create_app(
     app.include_router(skalds.router)
     app.include_router(events.router)
     app.include_router(system.router)
+    app.include_router(dashboard.router)
     return app

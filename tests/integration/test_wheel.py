@@ -39,6 +39,8 @@ def test_the_wheel_installs_only_the_skalds_package_with_its_config_and_schemas(
     for needed in ("skalds/conf/config.yaml", "skalds/conf/workers/demo.yaml", "skalds/conf/mode/node.yaml"):
         assert needed in names
     assert "skalds/schemas/worker_pool.schema.json" in names and "skalds/workers/demo.py" in names
+    for needed in ("index.html", "style.css", "js/main.js", "js/pages/tasks.js"):
+        assert f"skalds/controller/static/dashboard/{needed}" in names
     version = next(n for n in names if n.endswith(".dist-info/METADATA"))
     assert "Version: 0." in zipfile.ZipFile(wheel).read(version).decode()
 
