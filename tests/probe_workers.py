@@ -109,6 +109,8 @@ class ProbeWorker(BaseTaskWorker[ProbeModel]):
     @update_event_handler
     def update(self, data: ProbeModel) -> None:
         write(data.journal, "update", level=data.level, label=data.label)
+        if data.mode == "chatty":
+            print(f"update applied: {data.label}", flush=True)
         self.data = data
 
     @error_handler

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -149,50 +147,25 @@ def test_the_tasks_table_filters_searches_and_follows_changes_made_elsewhere(
 def test_the_task_page_shows_the_state_history_and_follows_the_worker_log(
     page: Any, skalds: SkaldsProcess, tmp_path: Path
 ) -> None:
-    # The history and log endpoints are being built beside the dashboard: play them here
-    # with the shapes they were specified with.
-    create(skalds.http, "logged", "ProbeWorker", {"journal": str(tmp_path / "j.jsonl")})
-    now = int(time.time() * 1000)
-    history = {
-        "taskId": "logged",
-        "items": [
-            {"at": now - 3000, "actor": "api", "action": "create", "status": "Created", "epoch": 0, "attempt": 0},
-            {
-                "at": now - 2000,
-                "actor": "dispatcher",
-                "action": "assign",
-                "status": "Assigning",
-                "epoch": 1,
-                "attempt": 0,
-            },
-            {"at": now - 1000, "actor": "proc-node", "action": "start", "status": "Running", "epoch": 1, "attempt": 0},
-        ],
-    }
-
-    def line(n: int) -> dict[str, Any]:
-        return {"at": now + n, "stream": "log", "level": "INFO", "text": f"tick {n}", "epoch": 1, "node": "proc-node"}
-
-    follow = "retry: 60000\n\n" + "".join(f"event: log\ndata: {json.dumps(line(n))}\n\n" for n in (2, 3))
-
-    def serve(route: Any) -> None:
-        url = route.request.url
-        if url.endswith("/history"):
-            route.fulfill(json=history)
-        elif "follow=true" in url:
-            route.fulfill(status=200, headers={"content-type": "text/event-stream"}, body=follow)
-        else:
-            route.fulfill(json={"taskId": "logged", "lines": [line(1), line(2)]})
-
-    page.route(re.compile(r".*/api/tasks/logged/(history|logs).*"), serve)
+    journal = tmp_path / "j.jsonl"
+    create(skalds.http, "logged", "ProbeWorker", {"journal": str(journal), "mode": "chatty", "label": "hello"})
+    wait_until(lambda: events(journal, "chatted"), message="the worker wrote its output")
     page.goto(f"http://127.0.0.1:{skalds.port}/#/tasks/logged")
     timeline = page.locator(".timeline li")
-    expect(timeline).to_have_count(3)
-    expect(timeline.nth(1)).to_contain_text("assign by dispatcher")
-    expect(timeline.nth(2)).to_contain_text("Running")
-    log = page.locator(".log-lines .log-line")
-    expect(log).to_have_count(3)  # tick 2 came twice (tail and stream) and is shown once
-    expect(log.nth(2)).to_contain_text("tick 3")
-    expect(page.locator(".log-status")).to_contain_text("3 lines")
+    expect(timeline.last).to_contain_text("Running")
+    expect(page.locator(".timeline")).to_contain_text("by dispatcher")
+    expect(page.locator(".timeline")).to_contain_text("by proc-node")
+    log = page.locator(".log-lines")
+    expect(log).to_contain_text("plain stdout hello")
+    expect(log).to_contain_text("logged error hello")
+    expect(log.locator(".log-line.level-error").first).to_be_visible()
+    mark_document(page)
+    # a line the worker writes now reaches the open page through the followed log
+    r = skalds.http.patch("/api/tasks/logged/attachments", json={"attachments": {"label": "later"}})
+    assert r.status_code == 200, r.text
+    expect(log).to_contain_text("update applied: later")
+    assert page.locator(".log-line", has_text="plain stdout hello").count() == 1, "no line shown twice"
+    assert same_document(page)
     screenshot(page, "task-history-and-log")
 
 
@@ -270,29 +243,27 @@ def test_the_config_page_shows_each_watched_pool_file_and_its_last_reload(page: 
     screenshot(page, "config")
 
 
-def test_the_dashboard_asks_for_an_api_key_and_sends_it_on_every_request(page: Any, skalds: SkaldsProcess) -> None:
-    # This controller has no keys configured: the route below plays one that has.
-    seen: list[str | None] = []
-
-    def guard(route: Any) -> None:
-        auth = route.request.headers.get("authorization")
-        seen.append(auth)
-        if auth != "Bearer s3cret":
-            route.fulfill(status=401, content_type="application/json", body='{"error":"Unauthorized","detail":"key"}')
-        else:
-            route.continue_()
-
-    page.route("**/api/**", guard)
-    page.goto(f"http://127.0.0.1:{skalds.port}/#/overview")
-    dialog = page.locator("#key-dialog")
-    expect(dialog).to_be_visible()
-    dialog.locator('input[name="key"]').fill("s3cret")
-    dialog.get_by_role("button", name="Use key").click()
-    expect(page.locator(".overview")).to_have_attribute("data-loaded", "true")
-    expect(page.locator("#live")).to_have_attribute("data-state", "open")
-    assert page.evaluate("sessionStorage.getItem('skalds.apiKey')") == "s3cret"
-    assert "Bearer s3cret" in seen
-    expect(page.locator("#forget-key")).to_be_visible()
+def test_the_dashboard_asks_for_an_api_key_and_sends_it_on_every_request(page: Any, tmp_path: Path) -> None:
+    keyed = SkaldsProcess(tmp_path, env={"SKALDS_API_KEYS": "s3cret"})
+    try:
+        seen: list[str | None] = []
+        page.on("request", lambda request: seen.append(request.headers.get("authorization")))
+        page.goto(f"http://127.0.0.1:{keyed.port}/#/overview")
+        dialog = page.locator("#key-dialog")
+        expect(dialog).to_be_visible()
+        dialog.locator('input[name="key"]').fill("wrong")
+        dialog.get_by_role("button", name="Use key").click()
+        expect(dialog).to_be_visible()  # the controller refused it: asked again
+        dialog.locator('input[name="key"]').fill("s3cret")
+        dialog.get_by_role("button", name="Use key").click()
+        expect(page.locator(".overview")).to_have_attribute("data-loaded", "true")
+        expect(page.locator("#live")).to_have_attribute("data-state", "open")
+        assert page.evaluate("sessionStorage.getItem('skalds.apiKey')") == "s3cret"
+        assert "Bearer s3cret" in seen
+        expect(page.locator("#forget-key")).to_be_visible()
+        assert keyed.http.get("/api/tasks").status_code == 401, "the controller itself demands the key"
+    finally:
+        keyed.stop()
 
 
 def test_the_overview_counts_tasks_by_state_and_lists_failures_and_waiting_tasks(page: Any, tmp_path: Path) -> None:

@@ -265,6 +265,10 @@ def test_the_event_stream_resumes_from_last_event_id_without_losses_or_duplicate
     assert resumed_ids[: len(ids) - ids.index(middle) - 1] == ids[ids.index(middle) + 1 :], "exactly what was missed"
     pending = [e["data"]["taskId"] for e in everything if e["event"] == "task.pending"]
     assert pending[:5] == [f"r-{i}" for i in range(5)]
+    # A cursor from an earlier run of the controller (ids start again at 1) is ahead of the
+    # hub: the client is told to read the state again, then gets what follows.
+    ahead = read_sse(http, "/api/events", until=2, headers={"Last-Event-ID": str(ids[-1] + 10_000)}, timeout_s=5)
+    assert [e["event"] for e in ahead] == ["hello", "reset"]
 
 
 def test_history_tells_every_change_with_its_actor_epoch_and_reason(api: TestClient) -> None:

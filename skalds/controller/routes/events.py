@@ -40,6 +40,11 @@ async def _follow(
     hub.register()
     try:
         yield opening
+        if cursor > hub.last_id:
+            # A cursor from before this controller started (its ids begin again at 1): what
+            # the client missed cannot be told; it must read the state again.
+            cursor = hub.last_id
+            yield f"event: reset\ndata: {json.dumps({'reason': 'the controller restarted; read the state again'})}\n\n"
         idle = 0.0
         while not hub.closed and not await request.is_disconnected():
             events, gap = await hub.wait(cursor, 1.0)

@@ -122,7 +122,10 @@ function logView(id) {
     add(tail.lines || []);
     lines.scrollTop = lines.scrollHeight;
     status.textContent = `${count} lines`;
-    stream = new EventStream(`${taskPath(id)}/logs?follow=true`, {
+    // Follow from the tail's last line, so nothing is sent twice (Last-Event-ID takes over
+    // once the stream has delivered a line).
+    const after = tail.cursor ? `&after=${encodeURIComponent(tail.cursor)}` : '';
+    stream = new EventStream(`${taskPath(id)}/logs?follow=true${after}`, {
       onEvent(event) {
         if (event.event !== 'log' && event.event !== 'message') return;
         const batch = Array.isArray(event.data) ? event.data : [event.data];
