@@ -128,7 +128,8 @@ class Bench:
 
         me = psutil.Process()
         launcher = psutil.Process(self.system.node.supervisor.launcher.pid) if self.system.node else None
-        workers = launcher.children() if launcher else []
+        # Zygotes (forked ahead, waiting to become a worker) are not workers yet.
+        workers = [p for p in launcher.children() if "zygote" not in p.name()] if launcher else []
         before = me.cpu_times(), launcher.cpu_times() if launcher else None
         t0 = time.monotonic()
         progress = Progress("steady state", int(self.bench.steady_s * 10))
