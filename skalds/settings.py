@@ -12,7 +12,7 @@ import dataclasses
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -28,6 +28,9 @@ from skalds.node.lease import LeaseSettings
 from skalds.node.output import OutputSettings
 from skalds.node.supervisor import SupervisorSettings
 from skalds.reload.pool import WorkerPoolFile
+
+if TYPE_CHECKING:
+    from skalds.config.cluster_config import ClusterConfig
 
 MODES = ("standalone", "controller", "node", "edge", "bench")
 MAIN = "conf/config.yaml"
@@ -211,3 +214,14 @@ def _pool(cfg: DictConfig, reload: ReloadConf) -> tuple[dict[str, Any], Path | N
         raise ConfigError("workers: the selected pool is not a mapping (conf/workers/*.yaml)", key="workers")
     path = Path(config_dir()) / "workers" / f"{pool.get('name')}.yaml"
     return {str(k): v for k, v in pool.items()}, path if path.is_file() else None
+
+
+def seed_settings(config: ClusterConfig) -> Settings:
+    """The settings of a process configured the seed's way (``SkaldConfig``,
+    ``SystemControllerConfig``): its composed config, checked. No pool file: a process
+    configured from code declares its tasks itself.
+
+    Raises:
+        ConfigError: a value is wrong; the message names the key.
+    """
+    return dataclasses.replace(load_settings(config.composed()), pool_file=None)

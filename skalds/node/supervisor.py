@@ -29,7 +29,7 @@ from skalds.config.schema import DEFAULTS
 from skalds.core.events import ExitKind
 from skalds.core.task import TaskError
 from skalds.node.launcher import LauncherClient, exit_description
-from skalds.node.output import OutputPipe
+from skalds.node.output import OutputPipe, Run
 from skalds.worker.protocol import (
     EXIT_SELF_FENCED,
     Applied,
@@ -113,10 +113,10 @@ class SupervisorListener(Protocol):
 
 #: Receives the lines a worker wrote to one stream (``stdout`` or ``stderr``), on the
 #: supervisor thread, in order; must not block.
-OutputSink = Callable[[WorkerHandle, str, list[str]], None]
+OutputSink = Callable[[Run, str, list[str]], None]
 
 
-def _discard(handle: WorkerHandle, stream: str, texts: list[str]) -> None:
+def _discard(handle: Run, stream: str, texts: list[str]) -> None:
     pass
 
 
