@@ -14,9 +14,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from skalds.config.schema import DEFAULTS
+from skalds.config.schema import DEFAULTS, default_retry_policy
 from skalds.core.events import ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent
-from skalds.core.lifecycle import Action, allowed, plan
+from skalds.core.lifecycle import RETRY_FIELDS, Action, RetryPolicy, allowed, plan
 from skalds.core.records import LogLine
 from skalds.core.storable import check_storable
 from skalds.core.task import Task, TaskLifecycleStatus, TransitionRecord, seed_heartbeat
@@ -50,13 +50,21 @@ class TaskService:
     """Create, read, update and control tasks."""
 
     def __init__(
-        self, store: TaskStore, bus: EventBus, live: LiveState, catalog: Catalog, limits: ServiceLimits | None = None
+        self,
+        store: TaskStore,
+        bus: EventBus,
+        live: LiveState,
+        catalog: Catalog,
+        limits: ServiceLimits | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.live = live
         self.catalog = catalog
         self.limits = limits or ServiceLimits()
+        #: The config's retry policy: what a task gets where neither it nor its class says.
+        self.retry_policy = retry or default_retry_policy()
         self._live_down_until = 0.0
 
     # ---- create and read -----------------------------------------------------------
@@ -91,6 +99,7 @@ class TaskService:
             priority=request.priority,
             pinned_node=pinned_node,
             declared=data if declared else None,
+            **self.retry_of(request).fields(),
             **fields,
         )
         creation = TransitionRecord(
@@ -104,6 +113,11 @@ class TaskService:
         self.store.create(task)
         self._publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
         return task
+
+    def retry_of(self, request: CreateTaskRequest) -> RetryPolicy:
+        """The retry policy a task made from ``request`` keeps: the request's settings, else
+        its class's (from the pool), else the config's."""
+        return self.retry_policy.merged(self.catalog.retries(request.class_name)).merged(request.retry_settings())
 
     def get(self, task_id: str) -> Task:
         """The task, with the progress of its last heartbeat."""
@@ -212,6 +226,7 @@ class TaskService:
             name=request.name,
             pinned_node=pinned_node,
             declared=data if declared else None,
+            **self.retry_of(request).fields(),
             **fields,
         )
         if not old.lifecycle_status.is_terminal:
@@ -259,6 +274,7 @@ class TaskService:
             priority=task.priority,
             name=task.name,
             description=task.description,
+            **{name: getattr(task, name) for name in RETRY_FIELDS},
         )
         return self.replace(request, pinned_node=task.pinned_node, actor=actor)
 
