@@ -54,6 +54,18 @@ class TaskPage:
     total: int = 0
 
 
+def taken_ids(tasks: Sequence[Task], stored: set[str]) -> list[str]:
+    """The ids of ``tasks`` that cannot be created: already ``stored``, or given twice
+    (sorted, each once). For adapters reporting a refused :meth:`TaskStore.create_many`."""
+    seen: set[str] = set()
+    twice = set()
+    for task in tasks:
+        if task.id in seen:
+            twice.add(task.id)
+        seen.add(task.id)
+    return sorted(twice | (seen & stored))
+
+
 class TaskStore(abc.ABC):
     """Durable task records with conditional updates.
 
@@ -70,6 +82,20 @@ class TaskStore(abc.ABC):
 
         Raises:
             TaskAlreadyExists: a task with this id exists (the stored one is left alone).
+        """
+
+    @abc.abstractmethod
+    def create_many(self, tasks: Sequence[Task]) -> list[Task]:
+        """Store new tasks, all or none, and return them as stored: one transaction where
+        the backend has them. Where it has none (MongoDB without a replica set) the tasks
+        written before a refused one are removed again before this raises, so a reader may
+        glimpse them for that moment, never after.
+
+        Raises:
+            TaskAlreadyExists: an id is taken, or given twice; ``detail["task_ids"]`` lists
+                each (sorted). Nothing of the batch is stored.
+            BackendUnavailable: the backend failed; where it keeps no transactions, what was
+                written is removed as far as it can still be reached.
         """
 
     @abc.abstractmethod

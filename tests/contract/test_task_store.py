@@ -203,3 +203,30 @@ def test_an_unreadable_record_is_served_as_a_failed_task_that_says_why(task_stor
     assert task_store.find(TaskQuery(lifecycle_status=[S.CREATED])).total == 1
     written = task_store.apply(plan(bad, Action.REPLACE, class_name="C", attachments={}))
     assert written.lifecycle_status is S.CREATED and task_store.get("bad").lifecycle_status is S.CREATED
+
+
+def test_create_many_stores_every_task_of_a_batch(task_store: TaskStore) -> None:
+    batch = [new(f"b{i}", attachments={"n": i}, priority=i % 3) for i in range(50)]
+    assert task_store.create_many(batch) == batch
+    assert [task_store.get(t.id) for t in batch] == batch
+    assert task_store.find(TaskQuery(limit=1)).total == 50
+    assert task_store.create_many([]) == []
+
+
+def test_create_many_stores_nothing_when_an_id_is_taken_and_names_each_one(task_store: TaskStore) -> None:
+    task_store.create(new("b3", attachments={"v": "old"}))
+    task_store.create(new("b7"))
+    batch = [new(f"b{i}", attachments={"v": "new"}) for i in range(10)]  # the taken ones mid-batch
+    with pytest.raises(TaskAlreadyExists) as refused:
+        task_store.create_many(batch)
+    assert refused.value.detail["task_ids"] == ["b3", "b7"]
+    assert sorted(t.id for t in task_store.find(TaskQuery(limit=100)).items) == ["b3", "b7"], "nothing of it kept"
+    assert task_store.get("b3").attachments == {"v": "old"}
+
+
+def test_create_many_refuses_an_id_given_twice(task_store: TaskStore) -> None:
+    batch = [new("x"), new("y"), new("x"), new("z")]
+    with pytest.raises(TaskAlreadyExists) as refused:
+        task_store.create_many(batch)
+    assert refused.value.detail["task_ids"] == ["x"]
+    assert task_store.find(TaskQuery(limit=10)).total == 0
