@@ -24,9 +24,14 @@ class TaskQuery:
         pinned_node: pinned to this node (an edge's own tasks).
         id_pattern, class_pattern, status_pattern: case-insensitive regular expressions the id,
             class name or state must contain a match of (the original's list filters).
-        created_after, updated_after: epoch ms; only tasks created / last changed since.
+        created_after, updated_after: epoch ms; only tasks created / last changed since
+            (inclusive).
+        created_before, updated_before: epoch ms; only tasks created / last changed
+            earlier (exclusive).
         unplaced: only tasks that wait for a node (Created, or Paused without an executor).
         newest_first: order by creation time descending (default: oldest first).
+        after: ``(create_date_time, id)`` of a task: only the tasks after it in the order
+            (a keyset page, which holds while the tasks seen so far change state).
         offset, limit: the page.
     """
 
@@ -40,8 +45,11 @@ class TaskQuery:
     status_pattern: str | None = None
     created_after: int | None = None
     updated_after: int | None = None
+    created_before: int | None = None
+    updated_before: int | None = None
     unplaced: bool = False
     newest_first: bool = False
+    after: tuple[int, str] | None = None
     offset: int = 0
     limit: int = 100
 

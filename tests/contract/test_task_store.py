@@ -230,3 +230,32 @@ def test_create_many_refuses_an_id_given_twice(task_store: TaskStore) -> None:
         task_store.create_many(batch)
     assert refused.value.detail["task_ids"] == ["x"]
     assert task_store.find(TaskQuery(limit=10)).total == 0
+
+
+def test_time_windows_have_an_upper_bound_too(task_store: TaskStore) -> None:
+    for i, at in enumerate((1_000, 2_000, 3_000)):
+        task_store.create(new(f"t{i}", create_date_time=at, update_date_time=at + 10))
+    ids = lambda **q: [t.id for t in task_store.find(TaskQuery(**q)).items]  # noqa: E731
+    assert ids(created_before=2_000) == ["t0"], "exclusive"
+    assert ids(created_after=2_000, created_before=3_001) == ["t1", "t2"]
+    assert ids(updated_after=1_500, updated_before=3_010) == ["t1"]
+
+
+def test_a_keyset_page_continues_after_a_task_in_either_order(task_store: TaskStore) -> None:
+    for task_id, at in (("a", 1_000), ("c", 1_000), ("b", 1_000), ("d", 2_000), ("e", 500)):
+        task_store.create(new(task_id, create_date_time=at))
+    ids = lambda **q: [t.id for t in task_store.find(TaskQuery(**q)).items]  # noqa: E731
+    assert ids() == ["e", "a", "b", "c", "d"]
+    assert ids(after=(1_000, "b"), limit=2) == ["c", "d"]
+    assert ids(after=(1_000, "b"), newest_first=True) == ["a", "e"]
+    assert task_store.find(TaskQuery(after=(1_000, "b"))).total == 2
+    walked, after = [], None
+    while True:  # pages stay whole while what was read changes state
+        page = task_store.find(TaskQuery(lifecycle_status=[S.CREATED], after=after, limit=2)).items
+        if not page:
+            break
+        for task in page:
+            plan_and_write(task_store, task, Action.CANCEL)
+        walked += [t.id for t in page]
+        after = (page[-1].create_date_time, page[-1].id)
+    assert walked == ["e", "a", "b", "c", "d"]

@@ -249,6 +249,17 @@ class SqliteTaskStore(TaskStore):
             if since is not None:
                 where.append(f"{column} >= ?")
                 args.append(since)
+        for column, until in (("created", query.created_before), ("updated", query.updated_before)):
+            if until is not None:
+                where.append(f"{column} < ?")
+                args.append(until)
+        if query.after is not None:
+            where.append(
+                "(created < ? OR (created = ? AND id < ?))"
+                if query.newest_first
+                else "(created > ? OR (created = ? AND id > ?))"
+            )
+            args += [query.after[0], query.after[0], query.after[1]]
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         order = "created DESC, id DESC" if query.newest_first else "created, id"
         with self._lock, self._translated("finding tasks"):

@@ -227,9 +227,20 @@ class MongoTaskStore(TaskStore):
         for name, pattern in patterns.items():
             if pattern is not None:
                 where.setdefault("$and", []).append({_KEYS[name]: {"$regex": pattern, "$options": "i"}})
-        for name, since in (("create_date_time", query.created_after), ("update_date_time", query.updated_after)):
-            if since is not None:
-                where[_KEYS[name]] = {"$gte": since}
+        windows = (
+            ("create_date_time", query.created_after, query.created_before),
+            ("update_date_time", query.updated_after, query.updated_before),
+        )
+        for name, since, until in windows:
+            bounds = {op: v for op, v in (("$gte", since), ("$lt", until)) if v is not None}
+            if bounds:
+                where[_KEYS[name]] = bounds
+        if query.after is not None:
+            op = "$lt" if query.newest_first else "$gt"
+            created, last_id = query.after
+            where.setdefault("$and", []).append(
+                {"$or": [{_CREATED: {op: created}}, {_CREATED: created, _KEYS["id"]: {op: last_id}}]}
+            )
         if query.unplaced:
             where["$or"] = [
                 {_STATUS: TaskLifecycleStatus.CREATED.value},
