@@ -56,6 +56,7 @@ class Settings:
     reload_debounce_s: float = ReloadConf.debounce_s
     max_request_bytes: int = ControllerConf.max_request_bytes
     max_event_bytes: int = ControllerConf.max_event_bytes
+    max_batch: int = ControllerConf.max_batch
     #: Access: operator and viewer keys, and the hosts and origins accepted (raw config values).
     access: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -191,6 +192,7 @@ def load_settings(cfg: DictConfig) -> Settings:
         reload_debounce_s=reload_conf.debounce_s,
         max_request_bytes=controller.max_request_bytes,
         max_event_bytes=controller.max_event_bytes,
+        max_batch=controller.max_batch,
         access={
             "operator_keys": controller.api_keys,
             "viewer_keys": controller.viewer_keys,

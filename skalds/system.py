@@ -127,7 +127,7 @@ class SkaldsSystem:
         if s.mode in NODE_MODES:
             self.node = NodeAgent(s.node, self.catalog, b.bus, b.store, b.live, on_fatal=self._fatal)
             self.node.start()
-        limits = ServiceLimits(max_event_bytes=s.max_event_bytes)
+        limits = ServiceLimits(max_event_bytes=s.max_event_bytes, max_batch=s.max_batch)
         self.service = TaskService(
             b.store, b.bus, b.live, ClusterCatalog(self.catalog, b.live), limits, retry=s.node.retry
         )

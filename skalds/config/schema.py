@@ -38,6 +38,7 @@ class ControllerConf:
     max_event_bytes: int = setting(
         256 * 1024, "larger attachments reach the node through the task store, not in the event", min=1024
     )
+    max_batch: int = setting(1000, "most tasks one POST /api/tasks/batch may create", min=1)
     api_keys: Any = setting(
         None, "operator keys, comma-separated (better: SKALDS_API_KEYS); set, every request needs one"
     )
