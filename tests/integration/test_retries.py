@@ -6,15 +6,23 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from skalds.backends.local import LocalEventBus, MemoryLiveState, SqliteTaskStore
+from skalds.core.lifecycle import RetryPolicy
+from skalds.core.records import NodeInfo
 from skalds.core.task import Task, TaskLifecycleStatus
+from skalds.service.catalog import ClusterCatalog
+from skalds.service.requests import CreateTaskRequest
+from skalds.service.tasks import TaskService
 from skalds.system import SkaldsSystem
 from skalds.testing import wait_until
+from skalds.worker.registry import RETRIES_KEY, WorkerCatalog
 from tests.conftest import PROBE
 from tests.probe_workers import read
 
@@ -178,3 +186,40 @@ def test_bad_retry_settings_are_422_naming_the_field_and_store_nothing(
     body = r.json()
     assert body["error"] == "ValidationFailed" and [e["field"] for e in body["errors"]] == [field]
     assert api.get("/api/tasks").json()["total"] == 0
+
+
+DEMO = {"MyWorker": "skalds.workers.demo:MyWorker", "CountdownWorker": "skalds.workers.demo:CountdownWorker"}
+CONFIG_POLICY = RetryPolicy(3, 0.5, 30)
+
+
+@pytest.fixture
+def remote() -> Iterator[tuple[ClusterCatalog, MemoryLiveState]]:
+    """A controller with only MyWorker, beside a node that has CountdownWorker under its own policy."""
+    live = MemoryLiveState()
+    node_catalog = WorkerCatalog(DEMO, {"CountdownWorker": {"max_retries": 1, "retry_backoff_s": 4.0}})
+    schemas = {e["className"]: e["schema"] for e in node_catalog.schemas()}
+    live.claim_node(NodeInfo(id="n1", mode="node", classes=sorted(DEMO), capacity=2, schemas=schemas), ttl_s=60)
+    yield ClusterCatalog(WorkerCatalog({"MyWorker": DEMO["MyWorker"]}), live), live
+
+
+def test_a_controller_without_the_pool_learns_a_class_s_policy_from_its_node(
+    remote: tuple[ClusterCatalog, MemoryLiveState],
+) -> None:
+    catalog, live = remote
+    assert catalog.retries("CountdownWorker") == {"max_retries": 1, "retry_backoff_s": 4.0}
+    shown = {e["className"]: e for e in catalog.schemas()}
+    assert shown["CountdownWorker"]["retries"] == {"max_retries": 1, "retry_backoff_s": 4.0}
+    assert RETRIES_KEY not in shown["CountdownWorker"]["schema"] and "retries" not in shown["MyWorker"]
+
+    store, bus = SqliteTaskStore(":memory:"), LocalEventBus()
+    try:
+        service = TaskService(store, bus, live, catalog, retry=CONFIG_POLICY)
+        by_class = service.create(CreateTaskRequest(class_name="CountdownWorker"))
+        assert RetryPolicy(9, 9, 9).for_task(store.get(by_class.id)) == RetryPolicy(1, 4.0, 30)
+        own = service.create(CreateTaskRequest(class_name="CountdownWorker", max_retries=5))
+        assert (own.max_retries, own.retry_backoff_s) == (5, 4.0)
+        plain = service.create(CreateTaskRequest(class_name="MyWorker", attachments={"rtspUrl": "x", "fixFrame": 1}))
+        assert RetryPolicy(9, 9, 9).for_task(plain) == CONFIG_POLICY
+    finally:
+        bus.close()
+        store.close()
