@@ -5,6 +5,7 @@ workers' own journals."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import threading
@@ -159,6 +160,26 @@ def test_a_batch_is_stored_whole_announced_once_and_every_task_runs(system: Skal
         subscription.close()
     for task_id in ids[:4]:
         api.post(f"/api/tasks/{task_id}/cancel")
+
+
+def test_a_batch_whose_ids_outgrow_one_event_is_announced_in_a_few(system: SkaldsSystem, api: TestClient) -> None:
+    assert system.service is not None
+    system.service.limits = dataclasses.replace(system.service.limits, max_event_bytes=1024)
+    seen: list[list[str]] = []
+    subscription = system.backends.bus.subscribe(
+        [str(Topic.TASK_ASSIGN)],
+        "test-chunks",
+        lambda e: seen.append(TaskEvent.model_validate(e.value).task_ids) if "executor" not in e.value else None,
+    )
+    try:
+        items = [{"id": f"chunk-{i:03d}-{'x' * 40}", "className": "CountdownWorker"} for i in range(30)]
+        assert api.post("/api/tasks/batch", json={"items": items}).status_code == 201
+        wait_until(lambda: sum(map(len, seen)) == 30, message="every id announced")
+        assert 2 <= len(seen) <= 4 and [i for ids in seen for i in ids] == [t["id"] for t in items]
+        assert all(len(json.dumps({"taskIds": ids})) < 1024 for ids in seen)
+    finally:
+        subscription.close()
+    api.post("/api/tasks/cancel", params={"id": "^chunk-"})
 
 
 def test_a_batch_with_any_bad_item_is_refused_whole_naming_each_item_and_field(api: TestClient) -> None:
