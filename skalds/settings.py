@@ -153,6 +153,7 @@ def load_settings(cfg: DictConfig) -> Settings:
             cancel_grace_s=node_conf.cancel_grace_s,
             terminate_grace_s=node_conf.terminate_grace_s,
             log_level=log_level,
+            prefork=node_conf.prefork,
         ),
         output=OutputSettings(
             keep_lines=node_conf.output_keep_lines,

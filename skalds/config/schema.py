@@ -73,6 +73,12 @@ class NodeConf:
     fence_check_interval_s: float = setting(5.0, "how often a node reconciles what it runs with the store", min=0.1)
     cancel_grace_s: float = setting(3.0, "cancel: stop flag, then SIGTERM after this long", min=0)
     terminate_grace_s: float = setting(2.0, "... then SIGKILL after this long", min=0)
+    prefork: int = setting(
+        2,
+        "worker processes forked ahead, each waiting to become one task's worker (0: fork at each start)",
+        min=0,
+        max=64,
+    )
     max_retries: int = setting(
         3, "retries after a lost worker or node, then Failed (unless the task or its class sets its own)", min=0
     )

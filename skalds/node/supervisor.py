@@ -129,6 +129,7 @@ class SupervisorSettings:
     cancel_grace_s: float = DEFAULTS.node.cancel_grace_s
     terminate_grace_s: float = DEFAULTS.node.terminate_grace_s
     log_level: str = DEFAULTS.log_level
+    prefork: int = DEFAULTS.node.prefork
 
 
 class Supervisor:
@@ -145,7 +146,7 @@ class Supervisor:
         self.settings = settings
         self.listener = listener
         self.output = output
-        self.launcher = LauncherClient(preload, settings.log_level, f"skalds launcher {title}")
+        self.launcher = LauncherClient(preload, settings.log_level, f"skalds launcher {title}", settings.prefork)
         self._lock = threading.Lock()
         self._gone = threading.Condition(self._lock)  # notified whenever a worker is forgotten
         self._handles: dict[int, WorkerHandle] = {}  # by launch id
