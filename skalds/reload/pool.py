@@ -48,7 +48,7 @@ class ClassEntry(BaseModel):
     """A class of a pool in its long form: its import path and settings of its own. The
     short form, ``Name: module:Class``, is this with only the path."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     path: str = Field(min_length=1, description="Import path (module:Class)")
     max_retries: int | None = Field(
@@ -60,11 +60,16 @@ class ClassEntry(BaseModel):
     retry_backoff_max_s: float | None = Field(
         None, ge=0, le=MAX_BACKOFF_S, allow_inf_nan=False, description="... at most this long"
     )
-    # Placement settings of a class (issue 11: resources, selectors, priority) belong to the
-    # dispatch policies, not to this module; they are accepted so a pool that sets them loads.
-    resources: dict[str, Any] | None = Field(None, description="Placement: resources each task of the class needs")
-    selectors: Any = Field(None, description="Placement: node labels its tasks require or prefer")
-    priority: int | None = Field(None, ge=0, le=MAX_PRIORITY, description="Placement: its tasks' default priority")
+    # Placement settings of a class (resources and node labels, issue 11) belong to the
+    # dispatch policies (the scheduling branch), not to this module: accepted as they are
+    # spelled there, so a pool written for both loads.
+    resources: dict[str, Any] | None = Field(None, description="Placement: what each of its tasks holds on a node")
+    required_labels: dict[str, str] | None = Field(
+        None, alias="requiredLabels", description="Placement: labels a node must carry"
+    )
+    preferred_labels: dict[str, str] | None = Field(
+        None, alias="preferredLabels", description="Placement: labels preferred among the nodes that can"
+    )
 
     @field_validator("retry_backoff_max_s")
     @classmethod
