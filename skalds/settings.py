@@ -22,12 +22,12 @@ from skalds.config.schema import DEFAULT_CAPACITY, ControllerConf, MonitorConf, 
 from skalds.controller.access import split_keys
 from skalds.controller.monitor import MonitorSettings
 from skalds.core.lifecycle import RetryPolicy
-from skalds.errors import ConfigError
+from skalds.errors import ConfigError, ValidationFailed
 from skalds.node.agent import NodeSettings
 from skalds.node.lease import LeaseSettings
 from skalds.node.output import OutputSettings
 from skalds.node.supervisor import SupervisorSettings
-from skalds.reload.pool import WorkerPoolFile
+from skalds.reload.pool import WorkerPoolFile, class_entries
 
 if TYPE_CHECKING:
     from skalds.config.cluster_config import ClusterConfig
@@ -51,12 +51,15 @@ class Settings:
     backend: dict[str, Any]
     pool_name: str
     pool_classes: dict[str, str]
+    #: Retry settings of the pool's classes that set their own (task field names).
+    pool_retries: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     pool_file: Path | None = None
     tasks_file: Path | None = None
     reload_watch: bool = True
     reload_debounce_s: float = ReloadConf.debounce_s
     max_request_bytes: int = ControllerConf.max_request_bytes
     max_event_bytes: int = ControllerConf.max_event_bytes
+    max_batch: int = ControllerConf.max_batch
     #: Access: operator and viewer keys, and the hosts and origins accepted (raw config values).
     access: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -119,6 +122,14 @@ def load_settings(cfg: DictConfig) -> Settings:
         raise ConfigError(
             f"workers.classes: missing or empty; map className -> import path (in {pool_file})", key="workers.classes"
         )
+    try:
+        entries = class_entries(classes)
+    except ValidationFailed as exc:
+        first = exc.detail["errors"][0]
+        raise ConfigError(
+            f"workers.classes.{first['field']}: {first['message']} (in {pool_file})",
+            key=f"workers.classes.{first['field']}",
+        ) from exc
     backend = OmegaConf.to_container(cfg.backend, resolve=True) if cfg.get("backend") else None
     if not isinstance(backend, dict) or "kind" not in backend:
         raise ConfigError("backend.kind: missing (pick one: backend=local or backend=distributed)", key="backend.kind")
@@ -177,13 +188,15 @@ def load_settings(cfg: DictConfig) -> Settings:
         dispatch_policy=str(policy),
         backend={str(k): v for k, v in backend.items()},
         pool_name=str(pool.get("name", "?")),
-        pool_classes={str(k): str(v) for k, v in classes.items()},
+        pool_classes={name: e.path for name, e in entries.items()},
+        pool_retries={name: e.retry_settings() for name, e in entries.items() if e.retry_settings()},
         pool_file=pool_file,
         tasks_file=Path(tasks_file) if tasks_file else None,
         reload_watch=reload_conf.watch,
         reload_debounce_s=reload_conf.debounce_s,
         max_request_bytes=controller.max_request_bytes,
         max_event_bytes=controller.max_event_bytes,
+        max_batch=controller.max_batch,
         access={
             "operator_keys": controller.api_keys,
             "viewer_keys": controller.viewer_keys,

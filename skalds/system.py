@@ -68,7 +68,7 @@ class SkaldsSystem:
         self, settings: Settings, catalog: WorkerCatalog | None = None, backends: Backends | None = None
     ) -> None:
         self.settings = settings
-        self.catalog = catalog if catalog is not None else WorkerCatalog(settings.pool_classes)
+        self.catalog = catalog if catalog is not None else WorkerCatalog(settings.pool_classes, settings.pool_retries)
         self._backends = backends
         self.node: NodeAgent | None = None
         self.dispatcher: Dispatcher | None = None
@@ -127,8 +127,10 @@ class SkaldsSystem:
         if s.mode in NODE_MODES:
             self.node = NodeAgent(s.node, self.catalog, b.bus, b.store, b.live, on_fatal=self._fatal)
             self.node.start()
-        limits = ServiceLimits(max_event_bytes=s.max_event_bytes)
-        self.service = TaskService(b.store, b.bus, b.live, ClusterCatalog(self.catalog, b.live), limits)
+        limits = ServiceLimits(max_event_bytes=s.max_event_bytes, max_batch=s.max_batch)
+        self.service = TaskService(
+            b.store, b.bus, b.live, ClusterCatalog(self.catalog, b.live), limits, retry=s.node.retry
+        )
         if s.mode in CONTROLLER_MODES:
             self.nodes = NodeDirectory(b.live)
             self.hub = EventHub()

@@ -38,6 +38,7 @@ class ControllerConf:
     max_event_bytes: int = setting(
         256 * 1024, "larger attachments reach the node through the task store, not in the event", min=1024
     )
+    max_batch: int = setting(1000, "most tasks one POST /api/tasks/batch may create", min=1)
     api_keys: Any = setting(
         None, "operator keys, comma-separated (better: SKALDS_API_KEYS); set, every request needs one"
     )
@@ -78,7 +79,9 @@ class NodeConf:
         min=0,
         max=64,
     )
-    max_retries: int = setting(3, "retries after a lost worker or node, then Failed", min=0)
+    max_retries: int = setting(
+        3, "retries after a lost worker or node, then Failed (unless the task or its class sets its own)", min=0
+    )
     retry_backoff_s: float = setting(0.5, "wait before retry n: retry_backoff_s * 2^(n-1) ...", min=0)
     retry_backoff_max_s: float = setting(30.0, "... at most this long", min=0)
     output_keep_lines: int = setting(

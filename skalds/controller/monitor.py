@@ -225,6 +225,6 @@ class Monitor:
                 task.id,
                 node,
                 written.attempt,
-                self.settings.retry.max_retries,
+                self.settings.retry.for_task(written).max_retries,
             )
         self.bus.publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
