@@ -360,6 +360,10 @@ class Supervisor:
             self._maybe_finish(h)
 
     def _from_output(self, pipe: OutputPipe) -> None:
+        if pipe.closed:
+            # Its worker's end was handled earlier in the same batch of ready descriptors
+            # (drained and closed): its number may belong to another worker's pipe by now.
+            return
         texts, eof = pipe.read()
         if texts:
             self.output(pipe.handle, pipe.stream, texts)
