@@ -105,8 +105,8 @@ class WorkerExit:
 class SupervisorListener(Protocol):
     """Callbacks, all made on the supervisor thread, never concurrently."""
 
-    def on_started(self, handle: WorkerHandle, started_ms: int) -> None: ...
-    def on_applied(self, handle: WorkerHandle, version: int, applied_ms: int) -> None: ...
+    def on_started(self, handle: WorkerHandle, started_us: int) -> None: ...
+    def on_applied(self, handle: WorkerHandle, version: int, applied_us: int) -> None: ...
     def on_update_failed(self, handle: WorkerHandle, version: int, message: str) -> None: ...
     def on_exit(self, handle: WorkerHandle, result: WorkerExit) -> None: ...
 
@@ -376,11 +376,11 @@ class Supervisor:
         if isinstance(message, Beat):
             h.progress, h.message = message.progress, message.message
         elif isinstance(message, Started):
-            h.started, h.started_ms = True, message.at_ms
-            self.listener.on_started(h, message.at_ms)
+            h.started, h.started_ms = True, message.at_us // 1000
+            self.listener.on_started(h, message.at_us)
         elif isinstance(message, Applied):
             h.applied_version = max(h.applied_version, message.version)
-            self.listener.on_applied(h, message.version, message.at_ms)
+            self.listener.on_applied(h, message.version, message.at_us)
         elif isinstance(message, UpdateFailed):
             self.listener.on_update_failed(h, message.version, message.error)
         elif isinstance(message, Finished | Failed | Stopped):
