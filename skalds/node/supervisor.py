@@ -277,7 +277,9 @@ class Supervisor:
             elif key.data is self.launcher:
                 self._from_launcher()
             elif isinstance(key.data, OutputPipe):
-                self._from_output(key.data)
+                # A worker that ended earlier in this batch had its pipes drained and closed.
+                if not key.data.closed:
+                    self._from_output(key.data)
             else:
                 self._from_worker(key.data)
 
