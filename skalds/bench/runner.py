@@ -304,14 +304,11 @@ class Bench:
         self.http.close()
 
 
-def write_pool(path: Path, value: int = 0) -> None:
-    """The benchmark's pool file: the bench class and one declared task (saved atomically,
-    as editors do)."""
-    pool = {
-        "name": "bench",
-        "classes": BENCH_CLASS,
-        "tasks": {"bench-yaml": {"className": "BenchWorker", "attachments": {"value": value}}},
-    }
+def write_pool(path: Path, value: int = 0, *, declared: bool = True) -> None:
+    """The benchmark's pool file: the bench class and (``declared``) one declared task, saved
+    atomically, as editors do."""
+    tasks = {"bench-yaml": {"className": "BenchWorker", "attachments": {"value": value}}} if declared else {}
+    pool = {"name": "bench", "classes": BENCH_CLASS, "tasks": tasks}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(yaml.safe_dump(pool, sort_keys=False))
     tmp.replace(path)
@@ -381,7 +378,9 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
             figures.update(runner.figures)
     if "makespan" in bench.phases:
         capacity = settings.node.capacity
-        with _running(settings, bench, pool_file, out / "makespan-data", capacity) as runner:
+        bare_pool = out / "makespan_pool.yaml"
+        write_pool(bare_pool, declared=False)  # every slot for the short tasks
+        with _running(settings, bench, bare_pool, out / "makespan-data", capacity) as runner:
             runner.makespan(capacity)
             figures.update(runner.figures)
     results = {

@@ -3,8 +3,10 @@ reports errors with the file, line and field.
 
 Two formats declare tasks:
 
-- a worker pool (``conf/workers/*.yaml``): ``name``, ``classes`` (className -> import path),
-  ``capacity``, ``labels`` and ``tasks`` (id -> className, attachments, priority);
+- a worker pool (``conf/workers/*.yaml``): ``name``, ``classes`` (className -> import path,
+  or -> ``{path, resources, requiredLabels, preferredLabels}``), ``capacity``, ``labels``,
+  ``offers`` (named resources of the nodes serving it) and ``tasks`` (id -> className,
+  attachments, priority);
 - the seed's ``all_workers.yml``: ``TaskWorkers: {id: {className, attachments, isPersistent}}``.
 
 A file is checked in three steps, and rejected whole at the first failure: YAML syntax (and
@@ -17,13 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jsonschema
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from skalds.core.declared import Declared
+from skalds.core.requirements import NAME_PATTERN
 from skalds.errors import ConfigError, ValidationFailed
 from skalds.service.catalog import Catalog
 from skalds.service.requests import MAX_PRIORITY, TASK_ID_PATTERN
@@ -42,15 +45,47 @@ class DeclaredTaskSpec(BaseModel):
     is_persistent: bool | None = Field(None, alias="isPersistent", description="Accepted for seed files; unused")
 
 
+#: Resource names and amounts: what a node offers, what a task needs.
+_AMOUNTS: dict[str, JsonValue] = {"propertyNames": {"pattern": NAME_PATTERN}}
+Amount = Annotated[float, Field(ge=0)]
+
+
+class PoolClass(BaseModel):
+    """A worker class, with what each of its tasks needs of a node."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    path: str = Field(min_length=1, description="Import path (module:Class)")
+    resources: dict[str, Amount] = Field(
+        default_factory=dict,
+        description="What each task holds on its node: slots (default 1) and named resources (cpu, gpu, ...)",
+        json_schema_extra=_AMOUNTS,
+    )
+    required_labels: dict[str, str] = Field(
+        default_factory=dict, alias="requiredLabels", description="Labels a node must carry to run its tasks"
+    )
+    preferred_labels: dict[str, str] = Field(
+        default_factory=dict, alias="preferredLabels", description="Labels preferred among the nodes that can"
+    )
+
+
 class WorkerPoolFile(BaseModel):
     """A worker pool: what nodes serving it can run, and the tasks it declares."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, description="The pool's name (its file name without .yaml)")
-    classes: dict[str, str] = Field(default_factory=dict, description="className -> import path (module:Class)")
+    classes: dict[str, str | PoolClass] = Field(
+        default_factory=dict,
+        description="className -> import path (module:Class), or -> {path, resources, requiredLabels, preferredLabels}",
+    )
     capacity: int | None = Field(None, ge=1, description="Worker processes per node serving this pool")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels of nodes serving this pool")
+    offers: dict[str, Amount] = Field(
+        default_factory=dict,
+        description="Named resources each node serving this pool offers (cpu, memory_mb, gpu, any name)",
+        json_schema_extra=_AMOUNTS,
+    )
     tasks: dict[str, DeclaredTaskSpec] = Field(
         default_factory=dict,
         description="Declared tasks: id -> spec",
@@ -167,7 +202,7 @@ def pool_classes(path: Path, data: dict[str, Any], reader: _Reader, base: Worker
         ValidationFailed: a path does not load, at the line of its class.
     """
     try:
-        return base.with_classes({str(k): str(v) for k, v in (data.get("classes") or {}).items()})
+        return base.with_classes({str(k): v for k, v in (data.get("classes") or {}).items()})
     except ConfigError as exc:
         name = str(exc.detail.get("class_name", ""))
         where = ("classes", name)

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from skalds.config.schema import DEFAULTS
-from skalds.core.events import ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent
+from skalds.core.dispatch import waiting_event
+from skalds.core.events import ControlAction, ControlEvent, Topic, UpdateEvent
 from skalds.core.lifecycle import Action, allowed, plan
 from skalds.core.records import LogLine
 from skalds.core.storable import check_storable
 from skalds.core.task import Task, TaskLifecycleStatus, TransitionRecord, seed_heartbeat
-from skalds.errors import BackendUnavailable, InvalidTransition, StaleWrite
+from skalds.errors import BackendUnavailable, InvalidTransition, StaleWrite, ValidationFailed
 from skalds.ports.event_bus import EventBus
 from skalds.ports.live_state import LiveState
 from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
@@ -81,8 +82,9 @@ class TaskService:
         check_storable({"name": request.name, "description": request.description})
         data = self.catalog.normalize(request.class_name, request.attachments)
         check_storable(data, ("attachments",))
+        task_id = request.id or uuid.uuid4().hex[:12]
         task = Task(
-            id=request.id or uuid.uuid4().hex[:12],
+            id=task_id,
             class_name=request.class_name,
             name=request.name,
             description=request.description,
@@ -91,6 +93,7 @@ class TaskService:
             priority=request.priority,
             pinned_node=pinned_node,
             declared=data if declared else None,
+            **scheduling(request, task_id),
             **fields,
         )
         creation = TransitionRecord(
@@ -102,7 +105,7 @@ class TaskService:
         )
         task.history = [creation]
         self.store.create(task)
-        self._publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
+        self._publish(Topic.TASK_ASSIGN, task.id, waiting_event(task).to_value())
         return task
 
     def get(self, task_id: str) -> Task:
@@ -212,12 +215,13 @@ class TaskService:
             name=request.name,
             pinned_node=pinned_node,
             declared=data if declared else None,
+            **scheduling(request, task_id),
             **fields,
         )
         if not old.lifecycle_status.is_terminal:
             event = ControlEvent(task_id=task.id, action=ControlAction.CANCEL, epoch=task.epoch - 1)
             self._publish(Topic.TASK_CANCEL, task.id, event.to_value())
-        self._publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
+        self._publish(Topic.TASK_ASSIGN, task.id, waiting_event(task).to_value())
         return task
 
     def pause(self, task_id: str, actor: str = "api") -> Task:
@@ -239,7 +243,7 @@ class TaskService:
             TaskNotFound, InvalidTransition (the task has not ended).
         """
         task = writes.apply(self.store, task_id, Action.RETRY, actor=actor)
-        self._publish(Topic.TASK_ASSIGN, task_id, TaskEvent(task_ids=[task_id]).to_value())
+        self._publish(Topic.TASK_ASSIGN, task_id, waiting_event(task).to_value())
         return task
 
     def restart(self, task_id: str, actor: str = "api") -> Task:
@@ -259,6 +263,12 @@ class TaskService:
             priority=task.priority,
             name=task.name,
             description=task.description,
+            resources=task.resources,
+            required_labels=task.required_labels,
+            preferred_labels=task.preferred_labels,
+            dependencies=task.dependencies,
+            dependency_condition=task.dependency_condition,
+            deadline_date_time=task.deadline_date_time,
         )
         return self.replace(request, pinned_node=task.pinned_node, actor=actor)
 
@@ -301,7 +311,7 @@ class TaskService:
     def _control(self, task_id: str, action: Action, actor: str) -> Task:
         task = writes.apply(self.store, task_id, action, actor=actor)
         if task.lifecycle_status is TaskLifecycleStatus.CREATED:  # resumed while unplaced
-            self._publish(Topic.TASK_ASSIGN, task_id, TaskEvent(task_ids=[task_id]).to_value())
+            self._publish(Topic.TASK_ASSIGN, task_id, waiting_event(task).to_value())
         else:
             topic = Topic.TASK_CANCEL if action is Action.CANCEL else Topic.TASK_CONTROL
             event = ControlEvent(task_id=task_id, action=ControlAction(action.value), epoch=task.epoch)
@@ -315,3 +325,24 @@ class TaskService:
             self.bus.publish(topic, key, value)
         except BackendUnavailable as exc:
             logger.warning("task %s: %s event not published (%s); the next sweep catches up", key, topic.value, exc)
+
+
+def scheduling(request: CreateTaskRequest, task_id: str) -> dict[str, Any]:
+    """The task fields a request sets for its placement: resources, labels, dependencies and
+    deadline.
+
+    Raises:
+        ValidationFailed: the task names itself as a dependency.
+    """
+    if request.dependencies and task_id in request.dependencies:
+        raise ValidationFailed.of_fields(
+            "bad dependencies", [{"field": "dependencies", "message": f"task {task_id!r} cannot wait for itself"}]
+        )
+    return {
+        "resources": dict(request.resources),
+        "required_labels": dict(request.required_labels),
+        "preferred_labels": dict(request.preferred_labels),
+        "dependencies": list(request.dependencies) if request.dependencies else None,
+        "dependency_condition": request.dependency_condition,
+        "deadline_date_time": request.deadline_date_time,
+    }

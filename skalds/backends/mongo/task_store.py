@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pymongo.errors import ConfigurationError, DuplicateKeyError, PyMongoError
 
 from skalds.core.lifecycle import Transition, keep_newest
+from skalds.core.requirements import SLOTS
 from skalds.core.task import (
     ACTIVE_STATES,
     KEPT,
@@ -80,6 +81,11 @@ def _to_fields(task_id: str, values: dict[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         raise ValueError(f"bad transition of task {task_id!r}: {exc}") from exc
     return partial.model_dump(mode="json", by_alias=True, include=set(values))
+
+
+def _states(condition: Any) -> list[Any]:
+    """The states a condition on the state field admits (an equality or an ``$in``)."""
+    return list(condition["$in"]) if isinstance(condition, dict) else [condition]
 
 
 def _json(item: Any) -> Any:
@@ -181,7 +187,9 @@ class MongoTaskStore(TaskStore):
         """
         where: dict[str, Any] = {}
         if query.lifecycle_status:
-            where[_STATUS] = {"$in": [getattr(s, "value", s) for s in query.lifecycle_status]}
+            states = [getattr(s, "value", s) for s in query.lifecycle_status]
+            # One state as an equality: some servers plan no index for an $in beside another field.
+            where[_STATUS] = states[0] if len(states) == 1 else {"$in": states}
         for name in ("class_name", "executor", "source", "pinned_node"):
             value = getattr(query, name)
             if value is not None:
@@ -194,10 +202,7 @@ class MongoTaskStore(TaskStore):
             if since is not None:
                 where[_KEYS[name]] = {"$gte": since}
         if query.unplaced:
-            where["$or"] = [
-                {_STATUS: TaskLifecycleStatus.CREATED.value},
-                {_STATUS: TaskLifecycleStatus.PAUSED.value, _EXECUTOR: None},
-            ]
+            return self._find_unplaced(where, query)
         with self._translated("finding tasks"):
             total = self._tasks.count_documents(where)
             docs: list[dict[str, Any]] = []
@@ -206,6 +211,30 @@ class MongoTaskStore(TaskStore):
                 sort = _SORT_NEWEST if query.newest_first else _SORT
                 docs = list(self._tasks.find(where, sort=sort, skip=max(0, query.offset), limit=query.limit))
         return TaskPage([self._from_doc(doc) for doc in docs], total)
+
+    def _find_unplaced(self, where: dict[str, Any], query: TaskQuery) -> TaskPage:
+        """Tasks waiting for a node: Created ones, and Paused ones without an executor, read
+        as two queries on the (state, executor) index and merged in order. One query with an
+        ``$or`` of the two is a full scan on servers that plan no index union."""
+        parts: list[dict[str, Any]] = [
+            {_STATUS: TaskLifecycleStatus.CREATED.value},
+            {_STATUS: TaskLifecycleStatus.PAUSED.value, _EXECUTOR: None},
+        ]
+        sort = _SORT_NEWEST if query.newest_first else _SORT
+        wanted = max(0, query.offset) + query.limit
+        total, docs = 0, []
+        with self._translated("finding tasks"):
+            for part in parts:
+                if _STATUS in where and part[_STATUS] not in _states(where[_STATUS]):
+                    continue
+                scoped = {**{k: v for k, v in where.items() if k != _STATUS}, **part}
+                total += self._tasks.count_documents(scoped)
+                if wanted > 0:
+                    docs += list(self._tasks.find(scoped, sort=sort, limit=wanted))
+        created, key = _KEYS["create_date_time"], _KEYS["id"]
+        docs.sort(key=lambda d: (d.get(created, 0), str(d.get("_id", d.get(key, "")))), reverse=query.newest_first)
+        page = docs[max(0, query.offset) : max(0, query.offset) + query.limit]
+        return TaskPage([self._from_doc(doc) for doc in page], total)
 
     def apply(self, transition: Transition) -> Task:
         """Set ``transition.changes`` (and append ``transition.push``) if every
@@ -309,12 +338,36 @@ class MongoTaskStore(TaskStore):
             BackendUnavailable: the server cannot be reached.
         """
         pipeline: list[dict[str, Any]] = [
-            {"$match": {_STATUS: {"$in": [s.value for s in ACTIVE_STATES]}, _EXECUTOR: {"$ne": None}}},
+            # Matched on the state alone: an executor condition beside it makes some servers
+            # scan; the group without an executor is left out below.
+            {"$match": {_STATUS: {"$in": [s.value for s in ACTIVE_STATES]}}},
             {"$group": {"_id": f"${_EXECUTOR}", "count": {"$sum": 1}}},
         ]
         with self._translated("counting active tasks"):
             rows = list(self._tasks.aggregate(pipeline))
-        return {row["_id"]: int(row["count"]) for row in rows}
+        return {row["_id"]: int(row["count"]) for row in rows if row["_id"] is not None}
+
+    def active_usage(self) -> dict[str, dict[str, float]]:
+        """What the placed tasks of each executor hold, summed per name (one aggregation on
+        the state index; a task without ``holds`` counts one slot).
+
+        Raises:
+            BackendUnavailable: the server cannot be reached.
+        """
+        holds = _KEYS["holds"]
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {_STATUS: {"$in": [s.value for s in ACTIVE_STATES]}}},
+            {"$project": {_EXECUTOR: 1, "h": {"$objectToArray": {"$ifNull": [f"${holds}", {SLOTS: 1}]}}}},
+            {"$unwind": "$h"},
+            {"$group": {"_id": {"e": f"${_EXECUTOR}", "k": "$h.k"}, "v": {"$sum": "$h.v"}}},
+        ]
+        with self._translated("summing what placed tasks hold"):
+            rows = list(self._tasks.aggregate(pipeline))
+        usage: dict[str, dict[str, float]] = {}
+        for row in rows:
+            if row["_id"].get("e") is not None:
+                usage.setdefault(str(row["_id"]["e"]), {})[str(row["_id"]["k"])] = float(row["v"])
+        return usage
 
     def touch_node(self, node_id: str, instance: str) -> None:
         """Bump the node's mark in ``<collection>.node_marks`` (one upsert).
