@@ -22,6 +22,8 @@ from skalds.errors import BackendUnavailable, InvalidTransition, SkaldsError, St
 from skalds.ports.task_store import TaskStore
 
 logger = logging.getLogger(__name__)
+#: Reasons that last until someone changes the cluster or the task.
+_NEEDS_A_HAND = ("no node offers", "no node matches", "pinned to node")
 
 
 class ReasonWriter:
@@ -63,7 +65,9 @@ class ReasonWriter:
                 return
             queued = self._queued.get(task.id)
             if new_cause and (queued is None or reason_kind(queued[1]) != reason_kind(reason)):
-                logger.info("task %s waits: %s", task.id, reason)
+                # What no change of load will cure is worth an operator's eye.
+                level = logging.WARNING if reason.startswith(_NEEDS_A_HAND) else logging.INFO
+                logger.log(level, "task %s waits: %s", task.id, reason)
             self._queued[task.id] = (task, reason)
             self._cond.notify()
 

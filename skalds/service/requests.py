@@ -41,7 +41,7 @@ class CreateTaskRequest(BaseModel):
     name: str | None = Field(default=None, max_length=1000, description="A display name")
     description: str | None = Field(default=None, max_length=10_000, description="What the task is for")
     priority: int = Field(default=0, ge=0, le=MAX_PRIORITY, description="0 (lowest) .. 10 (highest)")
-    resources: dict[Name, Annotated[float, Field(ge=0)]] = Field(
+    resources: dict[Name, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
         default_factory=dict,
         max_length=64,
         description="What one run holds on its node, over its class's: slots (default 1) and named resources "

@@ -338,6 +338,7 @@ def scheduling(request: CreateTaskRequest, task_id: str) -> dict[str, Any]:
         raise ValidationFailed.of_fields(
             "bad dependencies", [{"field": "dependencies", "message": f"task {task_id!r} cannot wait for itself"}]
         )
+    check_storable({"requiredLabels": request.required_labels, "preferredLabels": request.preferred_labels})
     return {
         "resources": dict(request.resources),
         "required_labels": dict(request.required_labels),

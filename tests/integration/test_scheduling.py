@@ -364,3 +364,30 @@ def test_a_node_reads_only_the_tasks_addressed_to_it(tmp_path: Path) -> None:
         for n in nodes:
             n.stop()
         controller.stop()
+
+
+def test_a_controllers_declared_task_that_no_node_can_run_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The README's distributed quick start: the controller declares the demo pool's MyWorker
+    # task, the nodes serve another pool.
+    declared = {"demo-camera": {"className": "MyWorker", "attachments": {"rtspUrl": "rtsp://x", "fixFrame": 1}}}
+    pool = write_pool(tmp_path / "controller.yaml", tasks=declared)
+    controller = make_system(tmp_path / "data", "+mode=controller", "backend=local", pool=pool).start()
+    node_pool = _pool(tmp_path / "node.yaml", {"ProbeWorker": PROBE})
+    overrides = [*FAST, "+mode=node", "backend=local", "node.id=node-a", f"reload.pool_file={node_pool}"]
+    node = SkaldsSystem(
+        load_settings(compose_config(overrides, data_dir=tmp_path / "data")), backends=controller.backends
+    )
+    try:
+        node.start()
+        api = TestClient(controller.app, base_url="http://localhost")
+        task = reason(api, "demo-camera", "no node offers class MyWorker")
+        assert task["source"] == "yaml:testpool" and task["lifecycleStatus"] == "Created"
+        assert any(
+            r.levelname == "WARNING" and "demo-camera waits: no node offers class MyWorker" in r.getMessage()
+            for r in caplog.records
+        )
+    finally:
+        node.stop()
+        controller.stop()
