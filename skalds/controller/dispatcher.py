@@ -15,8 +15,9 @@ tasks), decides in memory, then writes: each placement as one conditional ASSIGN
 its node (``task.assign`` with executor and epoch), a failure for a task whose start deadline
 passed or whose dependency failed, and, through the :class:`~skalds.controller.reasons.ReasonWriter`,
 why each other task waits. With ``dispatch.preempt`` a task that finds no room has its node
-stop the lowest-priority Running task below it; that node hands the displaced task back once
-its worker is gone (no retry consumed), which frees the slot for the next round.
+stop the lowest-priority Running task below it (:mod:`skalds.controller.preemption`); that
+node hands the displaced task back once its worker is gone (no retry consumed), which frees
+the slot for the next round.
 """
 
 from __future__ import annotations
@@ -28,17 +29,18 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from skalds.controller.preemption import Preemptor
 from skalds.controller.reasons import ReasonWriter
-from skalds.core.dispatch import Candidate, DispatchPolicy, assignment, fit, needs_placement
-from skalds.core.events import ControlAction, ControlEvent, StatusEvent, TaskEvent, Topic, seed_task_ids
+from skalds.core.dispatch import Candidate, DispatchPolicy, assignment, needs_placement
+from skalds.core.events import ControlEvent, StatusEvent, TaskEvent, Topic, seed_task_ids
 from skalds.core.lifecycle import Action, plan
 from skalds.core.records import NodeInfo
-from skalds.core.scheduler import Displacement, Round, RoundOptions, choose_victim, plan_round
+from skalds.core.scheduler import Round, RoundOptions, plan_round
 from skalds.core.task import Task, TaskError, TaskLifecycleStatus, failure_fields, now_ms
 from skalds.errors import BackendUnavailable, InvalidTransition, SkaldsError, StaleWrite, TaskNotFound
 from skalds.ports.event_bus import Event, EventBus, Subscription
 from skalds.ports.live_state import LiveState
-from skalds.ports.task_store import TaskQuery, TaskStore
+from skalds.ports.task_store import TaskStore
 
 logger = logging.getLogger(__name__)
 S = TaskLifecycleStatus
@@ -70,14 +72,6 @@ class _Waiting:
     known_since: float  # monotonic: when this dispatcher learned the task waits
 
 
-@dataclass(frozen=True)
-class _Displacing:
-    task_id: str  # the task room is made for
-    victim: Task
-    node: str
-    since: float  # monotonic
-
-
 class Dispatcher:
     """The dispatch loop of the controller."""
 
@@ -95,14 +89,15 @@ class Dispatcher:
         self.live = live
         self.settings = settings or DispatcherSettings()
         self.reasons = ReasonWriter(store, self.settings.reason_refresh_s)
+        self.preemptor = Preemptor(bus, store, self.settings.displace_timeout_s)
         self.errors = 0
         self.rounds = 0
         self._waiting: dict[str, _Waiting] = {}
         self._incoming: dict[str, None] = {}  # ordered set of task ids to (re)read
         self._dirty = False  # room or a dependency may have changed: a round is worth it
         self._timers: list[tuple[int, str]] = []  # heap of (epoch ms, task id)
+        self._timer_of: dict[str, int] = {}  # task id -> its entry in the heap
         self._watched: frozenset[str] = frozenset()  # dependencies of waiting tasks
-        self._displacing: dict[str, _Displacing] = {}  # by victim id
         self._nodes_seen: frozenset[tuple[object, ...]] = frozenset()
         self._cond = threading.Condition()
         self._round_lock = threading.Lock()  # one round at a time (the loop, or a direct call)
@@ -190,9 +185,7 @@ class Dispatcher:
         if event.topic == Topic.TASK_ASSIGN:
             assign = TaskEvent.model_validate(value)
             if assign.executor is None:
-                with self._cond:  # a displaced task handed back: its room is free now
-                    for task_id in assign.task_ids:
-                        self._displacing.pop(task_id, None)
+                self.preemptor.handed_back(assign.task_ids)  # a displaced task's room is free now
                 self.submit(assign.task_ids)
             else:  # placed, by this dispatcher or by someone else
                 with self._cond:
@@ -207,7 +200,7 @@ class Dispatcher:
         elif event.topic == Topic.TASKWORKER_UPDATE:
             status = StatusEvent.model_validate(value)
             ended = status.exited or (status.status is not None and status.status.is_terminal)
-            if ended or status.task_id in self._watched or status.task_id in self._displacing:
+            if ended or status.task_id in self._watched or self.preemptor.is_victim(status.task_id):
                 if self._waiting:
                     self.wake()
 
@@ -233,8 +226,10 @@ class Dispatcher:
         now = now_ms()
         due = False
         while self._timers and self._timers[0][0] <= now:
-            heapq.heappop(self._timers)
-            due = True
+            at, task_id = heapq.heappop(self._timers)
+            if self._timer_of.get(task_id) == at:
+                del self._timer_of[task_id]
+                due = True
         return due
 
     def dispatch(self, task_ids: list[str]) -> list[str]:
@@ -270,7 +265,7 @@ class Dispatcher:
             for placement in result.placements:
                 self._assign(placement.task, placement.node, placement.holds)
             if self.settings.preempt:
-                self._preempt(result)
+                self.preemptor.run(result)
             self._schedule(result.wake_at)
             for task_id, why in result.reasons.items():
                 entry = self._waiting.get(task_id)
@@ -325,16 +320,18 @@ class Dispatcher:
         """Forget a task that no longer waits (call with ``_cond`` held)."""
         if self._waiting.pop(task_id, None) is not None:
             self.reasons.forget(task_id)
-        for victim, d in list(self._displacing.items()):
-            if d.task_id == task_id:
-                del self._displacing[victim]
+        self._timer_of.pop(task_id, None)
+        self.preemptor.settled(task_id)
 
     def _schedule(self, wake_at: dict[str, int]) -> None:
+        """Run a round when each of these tasks is due (its backoff's end, its deadline)."""
         with self._cond:
             for task_id, at in wake_at.items():
-                heapq.heappush(self._timers, (at, task_id))
-            if len(self._timers) > 4 * max(16, len(self._waiting)):  # stale entries pile up
-                self._timers = sorted({(at, t) for at, t in self._timers if t in self._waiting})
+                if self._timer_of.get(task_id) != at and task_id in self._waiting:
+                    self._timer_of[task_id] = at
+                    heapq.heappush(self._timers, (at, task_id))
+            if len(self._timers) > 2 * len(self._timer_of) + 64:  # entries of tasks gone
+                self._timers = sorted((at, t) for t, at in self._timer_of.items())
             self._cond.notify()
 
     # ---- writes ------------------------------------------------------------------------------
@@ -390,55 +387,3 @@ class Dispatcher:
         logger.warning("task %s Failed while waiting: %s", task.id, why)
         status = StatusEvent(task_id=task.id, status=S.FAILED, epoch=written.epoch, at=now_ms(), error=why)
         self.bus.publish(Topic.TASKWORKER_UPDATE, task.id, status.to_value())
-
-    # ---- preemption ---------------------------------------------------------------------------
-    def _preempt(self, result: Round) -> None:
-        """For each task short of room (in queue order), displace one lower priority Running
-        task, unless one is already being displaced for it."""
-        now = time.monotonic()
-        with self._cond:
-            for victim, d in list(self._displacing.items()):
-                if now - d.since > self.settings.displace_timeout_s:
-                    del self._displacing[victim]
-            displacing = dict(self._displacing)
-        running: dict[str, list[Task]] = {}
-        busy = set(displacing)
-        for task in result.short:
-            if task.priority == 0:
-                continue
-            underway = next((d for d in displacing.values() if d.task_id == task.id), None)
-            if underway is not None:
-                result.reasons[task.id] = (
-                    f"waiting for task {underway.victim.id} (priority {underway.victim.priority}) "
-                    f"to be displaced on node {underway.node}"
-                )
-                continue
-            for candidate, _ in fit(task, result.nodes).matching:
-                if candidate.node.id not in running:
-                    query = TaskQuery(lifecycle_status=[S.RUNNING], executor=candidate.node.id, limit=100_000)
-                    running[candidate.node.id] = self.store.find(query).items
-            chosen = choose_victim(task, result.nodes, running, exclude=busy)
-            if chosen is None:
-                continue
-            busy.add(chosen.victim.id)
-            self._displace(chosen)
-            result.reasons[task.id] = (
-                f"waiting for task {chosen.victim.id} (priority {chosen.victim.priority}) "
-                f"to be displaced on node {chosen.node}"
-            )
-
-    def _displace(self, d: Displacement) -> None:
-        why = f"preempted by task {d.task.id} (priority {d.task.priority})"
-        event = ControlEvent(task_id=d.victim.id, action=ControlAction.PREEMPT, epoch=d.victim.epoch, reason=why)
-        self.bus.publish(Topic.TASK_CONTROL, d.victim.id, event.to_value())
-        with self._cond:
-            self._displacing[d.victim.id] = _Displacing(d.task.id, d.victim, d.node, time.monotonic())
-        logger.info(
-            "task %s (priority %d) displaces task %s (priority %d) on %s epoch=%d",
-            d.task.id,
-            d.task.priority,
-            d.victim.id,
-            d.victim.priority,
-            d.node,
-            d.victim.epoch,
-        )
