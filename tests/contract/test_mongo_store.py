@@ -133,6 +133,9 @@ def test_what_the_monitor_and_the_dispatcher_read_on_timers_is_served_by_an_inde
         store.count_active_by_executor()  # the monitor's check
         store.active_usage()  # every dispatch round
         store.find(TaskQuery(lifecycle_status=[TaskLifecycleStatus.RUNNING], executor="n1"))  # preemption
+        active = sorted({TaskLifecycleStatus.ASSIGNING, TaskLifecycleStatus.RUNNING, TaskLifecycleStatus.PAUSED})
+        store.find(TaskQuery(lifecycle_status=active, executor="n1", limit=1_000_000))  # a node's reconcile sweep
+        store.find(TaskQuery(unplaced=True, pinned_node="n1", limit=1_000_000))  # a node's own waiting tasks
         listener.on = False
         assert {c.get("find") or c.get("aggregate") or c.get("count") for c in listener.sent} == {unique}
         with pymongo.MongoClient(server.uri) as client:

@@ -68,6 +68,9 @@ def test_what_the_monitor_and_the_dispatcher_read_on_timers_is_served_by_an_inde
     store.count_active_by_executor()  # the monitor's check
     store.active_usage()  # every dispatch round
     store.find(TaskQuery(lifecycle_status=[TaskLifecycleStatus.RUNNING], executor="n1"))  # preemption
+    active = sorted({TaskLifecycleStatus.ASSIGNING, TaskLifecycleStatus.RUNNING, TaskLifecycleStatus.PAUSED})
+    store.find(TaskQuery(lifecycle_status=active, executor="n1", limit=1_000_000))  # a node's reconcile sweep
+    store.find(TaskQuery(unplaced=True, pinned_node="n1", limit=1_000_000))  # a node's own waiting tasks
     store._db.set_trace_callback(None)
     selects = [q for q in sent if q.lstrip().upper().startswith("SELECT")]
     assert len(selects) >= 6

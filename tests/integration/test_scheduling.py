@@ -391,3 +391,41 @@ def test_a_controllers_declared_task_that_no_node_can_run_says_so(
     finally:
         node.stop()
         controller.stop()
+
+
+def test_why_a_task_waits_is_written_only_when_it_changes_and_a_queue_position_at_most_every_refresh(
+    tmp_path: Path,
+) -> None:
+    from skalds.backends.local import SqliteTaskStore
+    from skalds.controller.reasons import ReasonWriter
+
+    class Store(SqliteTaskStore):
+        writes: list[str] = []
+
+        def apply(self, transition: Transition) -> Task:
+            self.writes.append(transition.changes.get("pending_reason"))
+            return super().apply(transition)
+
+    store = Store(tmp_path / "tasks.db")
+    writer = ReasonWriter(store, refresh_s=0.5)
+    writer.start()
+    try:
+        task = store.create(Task(id="t", class_name="A"))
+        busy = "all 4 matching slots busy (position {})"
+        writer.offer(task, busy.format(3))
+        wait_until(lambda: store.get("t").pending_reason == busy.format(3))
+        for _ in range(5):  # every round says the same: nothing more is written
+            writer.offer(task, busy.format(3))
+        writer.offer(task, busy.format(2))  # the queue moved, just now written: not yet
+        time.sleep(0.1)
+        assert store.writes == [busy.format(3)]
+        writer.offer(task, "no node offers class A")  # a new cause: at once
+        wait_until(lambda: store.get("t").pending_reason == "no node offers class A")
+        time.sleep(0.6)
+        writer.offer(task, "no node offers class A")
+        writer.offer(task, busy.format(1))
+        wait_until(lambda: store.get("t").pending_reason == busy.format(1))
+        assert store.writes == [busy.format(3), "no node offers class A", busy.format(1)]
+    finally:
+        writer.stop()
+        store.close()

@@ -32,6 +32,7 @@ from skalds.errors import BackendUnavailable, ConfigError, StaleWrite, TaskAlrea
 from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
 
 logger = logging.getLogger(__name__)
+S = TaskLifecycleStatus
 
 #: snake_case field name -> camelCase document key, as Task.to_doc writes them.
 _KEYS = {name: info.alias or name for name, info in Task.model_fields.items()}
@@ -44,7 +45,9 @@ _INDEXES = [
     [(_EXECUTOR, pymongo.ASCENDING)],
     [(_KEYS["class_name"], pymongo.ASCENDING)],
     [(_KEYS["source"], pymongo.ASCENDING)],
-    [(_KEYS["pinned_node"], pymongo.ASCENDING)],
+    # A node's own waiting tasks (pinned there, Created or Paused without an executor); the
+    # pin alone is a prefix of it.
+    [(_KEYS["pinned_node"], pymongo.ASCENDING), (_STATUS, pymongo.ASCENDING), (_EXECUTOR, pymongo.ASCENDING)],
     [(_KEYS["update_date_time"], pymongo.ASCENDING)],
     _SORT,
 ]
@@ -81,11 +84,6 @@ def _to_fields(task_id: str, values: dict[str, Any]) -> dict[str, Any]:
     except ValidationError as exc:
         raise ValueError(f"bad transition of task {task_id!r}: {exc}") from exc
     return partial.model_dump(mode="json", by_alias=True, include=set(values))
-
-
-def _states(condition: Any) -> list[Any]:
-    """The states a condition on the state field admits (an equality or an ``$in``)."""
-    return list(condition["$in"]) if isinstance(condition, dict) else [condition]
 
 
 def _json(item: Any) -> Any:
@@ -186,10 +184,6 @@ class MongoTaskStore(TaskStore):
             BackendUnavailable: the server cannot be reached.
         """
         where: dict[str, Any] = {}
-        if query.lifecycle_status:
-            states = [getattr(s, "value", s) for s in query.lifecycle_status]
-            # One state as an equality: some servers plan no index for an $in beside another field.
-            where[_STATUS] = states[0] if len(states) == 1 else {"$in": states}
         for name in ("class_name", "executor", "source", "pinned_node"):
             value = getattr(query, name)
             if value is not None:
@@ -201,8 +195,19 @@ class MongoTaskStore(TaskStore):
         for name, since in (("create_date_time", query.created_after), ("update_date_time", query.updated_after)):
             if since is not None:
                 where[_KEYS[name]] = {"$gte": since}
+        states = [getattr(s, "value", s) for s in query.lifecycle_status or []]
         if query.unplaced:
-            return self._find_unplaced(where, query)
+            # Created, or Paused without an executor: an $or of the two is a full scan on
+            # servers that plan no index union, so each is a query of its own.
+            waiting: list[dict[str, Any]] = [{_STATUS: S.CREATED.value}, {_STATUS: S.PAUSED.value, _EXECUTOR: None}]
+            parts = [p for p in waiting if not states or p[_STATUS] in states]
+            return self._find_parts(where, parts, query)
+        if len(states) > 1 and where and query.offset == 0:
+            # Several states beside another field: one query per state, each served by an
+            # index (an $in beside another field is a full scan on some servers).
+            return self._find_parts(where, [{_STATUS: state} for state in states], query)
+        if states:
+            where[_STATUS] = states[0] if len(states) == 1 else {"$in": states}
         with self._translated("finding tasks"):
             total = self._tasks.count_documents(where)
             docs: list[dict[str, Any]] = []
@@ -212,22 +217,17 @@ class MongoTaskStore(TaskStore):
                 docs = list(self._tasks.find(where, sort=sort, skip=max(0, query.offset), limit=query.limit))
         return TaskPage([self._from_doc(doc) for doc in docs], total)
 
-    def _find_unplaced(self, where: dict[str, Any], query: TaskQuery) -> TaskPage:
-        """Tasks waiting for a node: Created ones, and Paused ones without an executor, read
-        as two queries on the (state, executor) index and merged in order. One query with an
-        ``$or`` of the two is a full scan on servers that plan no index union."""
-        parts: list[dict[str, Any]] = [
-            {_STATUS: TaskLifecycleStatus.CREATED.value},
-            {_STATUS: TaskLifecycleStatus.PAUSED.value, _EXECUTOR: None},
-        ]
+    def _find_parts(self, where: dict[str, Any], parts: list[dict[str, Any]], query: TaskQuery) -> TaskPage:
+        """The tasks matching ``where`` and any one of ``parts`` (disjoint), one query per
+        part, merged in the order :meth:`find` promises."""
         sort = _SORT_NEWEST if query.newest_first else _SORT
         wanted = max(0, query.offset) + query.limit
         total, docs = 0, []
         with self._translated("finding tasks"):
             for part in parts:
-                if _STATUS in where and part[_STATUS] not in _states(where[_STATUS]):
-                    continue
-                scoped = {**{k: v for k, v in where.items() if k != _STATUS}, **part}
+                if any(k in where and where[k] != v for k, v in part.items()):
+                    continue  # contradicts the query's own filter on that field
+                scoped = {**where, **part}
                 total += self._tasks.count_documents(scoped)
                 if wanted > 0:
                     docs += list(self._tasks.find(scoped, sort=sort, limit=wanted))
