@@ -13,6 +13,7 @@ from skalds.config.schema import DEFAULTS
 from skalds.config.skald_config import SkaldConfig
 from skalds.errors import ConfigError
 from skalds.node.launcher import IN_LAUNCHER_ENV
+from skalds.settings import seed_settings
 from skalds.single_process import first_task, run_single
 from skalds.system import SkaldsSystem
 from skalds.utils.logging import configure_logging
@@ -54,7 +55,7 @@ class Skalds:
             raise ConfigError("skald_mode=single_process runs one task, not a system: call run()", key="skald_mode")
         # The declared tasks are the seed's yaml_file (edge); no pool file from conf/.
         tasks_file = Path(c.yaml_file) if c.yaml_file and c.skald_mode == SkaldModeEnum.EDGE else None
-        return SkaldsSystem(dataclasses.replace(c.settings(), tasks_file=tasks_file), self.catalog)
+        return SkaldsSystem(dataclasses.replace(seed_settings(c), tasks_file=tasks_file), self.catalog)
 
     def run(self) -> None:
         """Start and block until SIGINT/SIGTERM, then stop every worker. In single_process

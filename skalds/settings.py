@@ -12,7 +12,7 @@ import dataclasses
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -26,12 +26,15 @@ from skalds.core.dispatch import POLICIES
 from skalds.core.lifecycle import RetryPolicy
 from skalds.core.requirements import check_amounts
 from skalds.core.scheduler import RoundOptions
-from skalds.errors import ConfigError
+from skalds.errors import ConfigError, ValidationFailed
 from skalds.node.agent import NodeSettings
 from skalds.node.lease import LeaseSettings
 from skalds.node.output import OutputSettings
 from skalds.node.supervisor import SupervisorSettings
-from skalds.reload.pool import WorkerPoolFile
+from skalds.reload.pool import WorkerPoolFile, class_entries
+
+if TYPE_CHECKING:
+    from skalds.config.cluster_config import ClusterConfig
 
 MODES = ("standalone", "controller", "node", "edge", "bench")
 MAIN = "conf/config.yaml"
@@ -53,6 +56,8 @@ class Settings:
     pool_name: str
     #: className -> import path, or -> ``{path, resources, requiredLabels, preferredLabels}``.
     pool_classes: dict[str, Any]
+    #: Retry settings of the pool's classes that set their own (task field names).
+    pool_retries: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     pool_file: Path | None = None
     tasks_file: Path | None = None
     reload_watch: bool = True
@@ -60,6 +65,7 @@ class Settings:
     max_request_bytes: int = ControllerConf.max_request_bytes
     max_event_bytes: int = ControllerConf.max_event_bytes
     dispatch: DispatcherSettings = dataclasses.field(default_factory=DispatcherSettings)
+    max_batch: int = ControllerConf.max_batch
     #: Access: operator and viewer keys, and the hosts and origins accepted (raw config values).
     access: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -122,6 +128,14 @@ def load_settings(cfg: DictConfig) -> Settings:
         raise ConfigError(
             f"workers.classes: missing or empty; map className -> import path (in {pool_file})", key="workers.classes"
         )
+    try:
+        entries = class_entries(classes)
+    except ValidationFailed as exc:
+        first = exc.detail["errors"][0]
+        raise ConfigError(
+            f"workers.classes.{first['field']}: {first['message']} (in {pool_file})",
+            key=f"workers.classes.{first['field']}",
+        ) from exc
     backend = OmegaConf.to_container(cfg.backend, resolve=True) if cfg.get("backend") else None
     if not isinstance(backend, dict) or "kind" not in backend:
         raise ConfigError("backend.kind: missing (pick one: backend=local or backend=distributed)", key="backend.kind")
@@ -153,6 +167,7 @@ def load_settings(cfg: DictConfig) -> Settings:
             cancel_grace_s=node_conf.cancel_grace_s,
             terminate_grace_s=node_conf.terminate_grace_s,
             log_level=log_level,
+            prefork=node_conf.prefork,
         ),
         output=OutputSettings(
             keep_lines=node_conf.output_keep_lines,
@@ -191,7 +206,8 @@ def load_settings(cfg: DictConfig) -> Settings:
         dispatch_policy=str(policy),
         backend={str(k): v for k, v in backend.items()},
         pool_name=str(pool.get("name", "?")),
-        pool_classes={str(k): v if isinstance(v, dict) else str(v) for k, v in classes.items()},
+        pool_classes={name: e.catalog_entry() for name, e in entries.items()},
+        pool_retries={name: e.retry_settings() for name, e in entries.items() if e.retry_settings()},
         pool_file=pool_file,
         tasks_file=Path(tasks_file) if tasks_file else None,
         reload_watch=reload_conf.watch,
@@ -199,6 +215,7 @@ def load_settings(cfg: DictConfig) -> Settings:
         max_request_bytes=controller.max_request_bytes,
         max_event_bytes=controller.max_event_bytes,
         dispatch=dispatch,
+        max_batch=controller.max_batch,
         access={
             "operator_keys": controller.api_keys,
             "viewer_keys": controller.viewer_keys,
@@ -229,3 +246,14 @@ def _pool(cfg: DictConfig, reload: ReloadConf) -> tuple[dict[str, Any], Path | N
         raise ConfigError("workers: the selected pool is not a mapping (conf/workers/*.yaml)", key="workers")
     path = Path(config_dir()) / "workers" / f"{pool.get('name')}.yaml"
     return {str(k): v for k, v in pool.items()}, path if path.is_file() else None
+
+
+def seed_settings(config: ClusterConfig) -> Settings:
+    """The settings of a process configured the seed's way (``SkaldConfig``,
+    ``SystemControllerConfig``): its composed config, checked. No pool file: a process
+    configured from code declares its tasks itself.
+
+    Raises:
+        ConfigError: a value is wrong; the message names the key.
+    """
+    return dataclasses.replace(load_settings(config.composed()), pool_file=None)

@@ -70,7 +70,7 @@ class SkaldsSystem:
         self, settings: Settings, catalog: WorkerCatalog | None = None, backends: Backends | None = None
     ) -> None:
         self.settings = settings
-        self.catalog = catalog if catalog is not None else WorkerCatalog(settings.pool_classes)
+        self.catalog = catalog if catalog is not None else WorkerCatalog(settings.pool_classes, settings.pool_retries)
         self._backends = backends
         self._own_backends = backends is None  # given ones are the giver's to close
         self.node: NodeAgent | None = None
@@ -130,8 +130,10 @@ class SkaldsSystem:
         if s.mode in NODE_MODES:
             self.node = NodeAgent(s.node, self.catalog, b.bus, b.store, b.live, on_fatal=self._fatal)
             self.node.start()
-        limits = ServiceLimits(max_event_bytes=s.max_event_bytes)
-        self.service = TaskService(b.store, b.bus, b.live, ClusterCatalog(self.catalog, b.live), limits)
+        limits = ServiceLimits(max_event_bytes=s.max_event_bytes, max_batch=s.max_batch)
+        self.service = TaskService(
+            b.store, b.bus, b.live, ClusterCatalog(self.catalog, b.live), limits, retry=s.node.retry
+        )
         if s.mode in CONTROLLER_MODES:
             self.nodes = NodeDirectory(b.live)
             self.hub = EventHub()

@@ -19,8 +19,10 @@ import dataclasses
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -46,7 +48,17 @@ logger = logging.getLogger(__name__)
 
 BENCH_CLASS = {"BenchWorker": "skalds.bench.worker:BenchWorker"}
 #: The phases, in the order they run (``makespan`` on a system of its own, last).
-PHASES = ("dispatch", "burst", "steady", "updates", "yaml_updates", "cancels", "failover", "makespan")
+PHASES = (
+    "dispatch",
+    "burst",
+    "steady",
+    "updates",
+    "yaml_updates",
+    "event_stream",
+    "cancels",
+    "failover",
+    "makespan",
+)
 #: The phases run unless ``bench.phases`` says otherwise.
 DEFAULT_PHASES = PHASES[:-1]
 
@@ -65,6 +77,7 @@ class BenchSettings:
     phases: tuple[str, ...] = DEFAULT_PHASES
     #: How long each task of the makespan phase runs, in seconds.
     task_s: float = 1.0
+    event_samples: int = 100
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> BenchSettings:
@@ -148,7 +161,8 @@ class Bench:
 
         me = psutil.Process()
         launcher = psutil.Process(self.system.node.supervisor.launcher.pid) if self.system.node else None
-        workers = launcher.children() if launcher else []
+        # Zygotes (forked ahead, waiting to become a worker) are not workers yet.
+        workers = [p for p in launcher.children() if "zygote" not in p.name()] if launcher else []
         before = me.cpu_times(), launcher.cpu_times() if launcher else None
         t0 = time.monotonic()
         progress = Progress("steady state", int(self.bench.steady_s * 10))
@@ -208,6 +222,54 @@ class Bench:
             lat.append(self.recorder.wait_applied(*key, self.bench.timeout_s) - t0)
             progress.update(i + 1)
         self.figures["yaml_update_ms"] = summarize(lat, 1000)
+
+    def event_stream(self) -> None:
+        """A state change -> its event received by a client of ``GET /api/events``, one at a
+        time (pause and resume in turn): from the store write (the answer's
+        ``updateDateTime``) and from the request."""
+        task_id = self.ids[0]
+        arrived: queue.Queue[tuple[str, float]] = queue.Queue()
+        listening = threading.Event()
+        client = httpx.Client(base_url=self.http.base_url, timeout=None)
+        stream = client.stream("GET", "/api/events", params={"task": task_id})
+
+        def listen() -> None:
+            try:
+                with stream as response:
+                    kind = None
+                    for line in response.iter_lines():
+                        if line.startswith("event:"):
+                            kind = line[6:].strip()
+                        elif line == "" and kind is not None:
+                            arrived.put((kind, time.time()))
+                            listening.set()
+                            kind = None
+            except (httpx.HTTPError, RuntimeError):
+                pass  # closed below, at the end of the phase
+
+        thread = threading.Thread(target=listen, name="bench-events", daemon=True)
+        thread.start()
+        if not listening.wait(self.bench.timeout_s):
+            raise TimeoutError("benchmark: the event stream did not open")
+        from_write, from_request = [], []
+        progress = Progress("event stream", self.bench.event_samples)
+        for i in range(self.bench.event_samples):
+            action, wanted = ("pause", "task.paused") if i % 2 == 0 else ("resume", "task.resumed")
+            t0 = time.time()
+            r = self.http.post(f"/api/tasks/{task_id}/{action}")
+            r.raise_for_status()
+            written = r.json()["updateDateTime"] / 1000
+            while True:
+                kind, at = arrived.get(timeout=self.bench.timeout_s)
+                if kind == wanted:
+                    break
+            from_write.append(at - written)
+            from_request.append(at - t0)
+            progress.update(i + 1)
+        self.http.post(f"/api/tasks/{task_id}/resume")  # as it was
+        client.close()  # ends the stream; the listening thread returns
+        self.figures["event_after_write_ms"] = summarize(from_write, 1000)
+        self.figures["event_after_request_ms"] = summarize(from_request, 1000)
 
     def cancels(self) -> None:
         """Cancel -> worker process gone, one at a time; then the rest at once."""

@@ -41,6 +41,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("burst_dispatch_ms", "dispatch of N at once", "ms"),
     Figure("update_ms", "update over HTTP", "ms"),
     Figure("yaml_update_ms", "update by YAML save", "ms"),
+    Figure("event_after_write_ms", "event stream, state written -> event received", "ms"),
+    Figure("event_after_request_ms", "event stream, request -> event received", "ms"),
     Figure("cancel_ms", "cancel", "ms"),
     Figure("starts_per_s", "task starts, N at once", "starts/s"),
     Figure("cpu_skalds_pct", "CPU, Skalds process", "% of a core", "CPU with N running", "Skalds process"),
@@ -54,7 +56,15 @@ FIGURES: tuple[Figure, ...] = (
 )
 """Every figure, in the order people read them (the order of the phases)."""
 
-LATENCY_KEYS = ("dispatch_ms", "burst_dispatch_ms", "update_ms", "yaml_update_ms", "cancel_ms", "heartbeat_age_ms")
+LATENCY_KEYS = (
+    "dispatch_ms",
+    "burst_dispatch_ms",
+    "update_ms",
+    "yaml_update_ms",
+    "event_after_write_ms",
+    "cancel_ms",
+    "heartbeat_age_ms",
+)
 """The figures drawn as latency panels."""
 
 DASH = "-"

@@ -10,7 +10,6 @@ embedded backends rather than dialling ``localhost``.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -21,7 +20,7 @@ from skalds.config.systemconfig import SEED_DEFAULTS, convert
 from skalds.utils.logging import std_level
 
 if TYPE_CHECKING:
-    from skalds.settings import Settings
+    from omegaconf import DictConfig
 
 _IGNORED = "Accepted for the seed's scripts; no effect in Skalds"
 
@@ -117,25 +116,20 @@ class ClusterConfig(BaseModel):
             values["backend.kafka.replication_factor"] = self.kafka_replication_factor
         return values
 
-    def settings(self) -> Settings:
-        """Compose ``conf/`` with :meth:`overrides`, set :meth:`conf_values` and check the
-        result, as ``python -m skalds`` would. ``.env`` feeds the environment first (as the
-        CLI does), so ``${oc.env:...}`` keys see it too. No pool file: a process configured
-        from code declares its tasks itself.
-
-        Raises:
-            ConfigError: a value is wrong; the message names the key.
-        """
+    def composed(self) -> DictConfig:
+        """``conf/`` composed with :meth:`overrides` and :meth:`conf_values` set, as
+        ``python -m skalds`` would compose it (checked by
+        :func:`skalds.settings.seed_settings`). ``.env`` feeds the environment first (as the
+        CLI does), so ``${oc.env:...}`` keys see it too."""
         from hydra import compose, initialize_config_dir
         from omegaconf import OmegaConf
 
         from skalds.config.env import load_dotenv
         from skalds.config.paths import config_dir
-        from skalds.settings import load_settings
 
         load_dotenv()
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose(config_name="config", overrides=self.overrides())
         for key, value in self.conf_values().items():
             OmegaConf.update(cfg, key, value)
-        return dataclasses.replace(load_settings(cfg), pool_file=None)
+        return cfg

@@ -38,6 +38,7 @@ class ControllerConf:
     max_event_bytes: int = setting(
         256 * 1024, "larger attachments reach the node through the task store, not in the event", min=1024
     )
+    max_batch: int = setting(1000, "most tasks one POST /api/tasks/batch may create", min=1)
     api_keys: Any = setting(
         None, "operator keys, comma-separated (better: SKALDS_API_KEYS); set, every request needs one"
     )
@@ -76,7 +77,15 @@ class NodeConf:
     fence_check_interval_s: float = setting(5.0, "how often a node reconciles what it runs with the store", min=0.1)
     cancel_grace_s: float = setting(3.0, "cancel: stop flag, then SIGTERM after this long", min=0)
     terminate_grace_s: float = setting(2.0, "... then SIGKILL after this long", min=0)
-    max_retries: int = setting(3, "retries after a lost worker or node, then Failed", min=0)
+    prefork: int = setting(
+        2,
+        "worker processes forked ahead, each waiting to become one task's worker (0: fork at each start)",
+        min=0,
+        max=64,
+    )
+    max_retries: int = setting(
+        3, "retries after a lost worker or node, then Failed (unless the task or its class sets its own)", min=0
+    )
     retry_backoff_s: float = setting(0.5, "wait before retry n: retry_backoff_s * 2^(n-1) ...", min=0)
     retry_backoff_max_s: float = setting(30.0, "... at most this long", min=0)
     output_keep_lines: int = setting(

@@ -60,6 +60,23 @@ class TaskPage(Body):
     limit: int
 
 
+class TaskBatch(Body):
+    """``POST /api/tasks/batch``: every task created, in the order given."""
+
+    items: list[Task]
+    total: int
+
+
+class FilterResult(Body):
+    """``POST /api/tasks/cancel`` (``/pause``, ``/resume``): what an action by filter did."""
+
+    action: str
+    matched: int = Field(description="Tasks the filters matched in a state the action applies to")
+    count: int = Field(description="Tasks changed")
+    ids: list[str] = Field(description="The tasks changed, in creation order")
+    skipped: list[str] = Field(description="Matched, but ended or changed meanwhile: left as they are")
+
+
 class TaskHistory(Body):
     """``GET /api/tasks/{id}/history``: every change of a task, oldest first."""
 

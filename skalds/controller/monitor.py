@@ -226,6 +226,6 @@ class Monitor:
                 task.id,
                 node,
                 written.attempt,
-                self.settings.retry.max_retries,
+                self.settings.retry.for_task(written).max_retries,
             )
         self.bus.publish(Topic.TASK_ASSIGN, task.id, waiting_event(written).to_value())

@@ -10,6 +10,7 @@ the write to win. Two writers racing on one task therefore cannot both succeed; 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,44 +181,74 @@ def keep_newest(name: str, items: list[Any]) -> list[Any]:
     return items[-KEPT.get(name, 100) :]
 
 
+#: The task fields that hold a task's own retry policy, as :meth:`RetryPolicy.merged` reads them.
+RETRY_FIELDS = ("max_retries", "retry_backoff_s", "retry_backoff_max_s")
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """When a lost run is tried again: at most ``max_retries`` times, each after an
     exponential backoff of ``backoff_base_s * 2**(n-1)`` seconds capped at ``backoff_cap_s``.
     The same policy covers every way a run is lost (process killed, crashed, silent, node
-    lost); a clean stop or a hand-back consumes nothing."""
+    lost); a clean stop or a hand-back consumes nothing.
+
+    A node and a monitor hold the config's policy; a task may carry its own (the fields
+    named in :data:`RETRY_FIELDS`), which wins field by field: :meth:`lost` and
+    :meth:`allows` judge each task by :meth:`for_task`."""
 
     max_retries: int
     backoff_base_s: float
     backoff_cap_s: float
 
+    def merged(self, settings: Mapping[str, Any]) -> RetryPolicy:
+        """This policy with the values ``settings`` gives (keys of :data:`RETRY_FIELDS`;
+        an absent or None value keeps this policy's). A backoff given without a cap raises
+        the cap it inherits to at least itself: the more specific setting wins."""
+        retries, base, cap = (settings.get(name) for name in RETRY_FIELDS)
+        new_base = self.backoff_base_s if base is None else float(base)
+        if cap is None:
+            new_cap = self.backoff_cap_s if base is None else max(self.backoff_cap_s, new_base)
+        else:
+            new_cap = float(cap)
+        return RetryPolicy(self.max_retries if retries is None else int(retries), new_base, new_cap)
+
+    def for_task(self, task: Task) -> RetryPolicy:
+        """The policy that judges ``task``: its own settings where it has them, else this."""
+        return self.merged({name: getattr(task, name, None) for name in RETRY_FIELDS})
+
+    def fields(self) -> dict[str, Any]:
+        """This policy as task fields (what a task created under it stores)."""
+        return dict(zip(RETRY_FIELDS, (self.max_retries, self.backoff_base_s, self.backoff_cap_s), strict=True))
+
     def allows(self, task: Task) -> bool:
         """Whether ``task`` has a retry left."""
-        return task.attempt < self.max_retries
+        return task.attempt < self.for_task(task).max_retries
 
     def delay_s(self, retry: int) -> float:
         """Backoff before retry number ``retry`` (1 for the first)."""
         return float(min(self.backoff_cap_s, self.backoff_base_s * 2 ** max(0, retry - 1)))
 
     def lost(self, task: Task, outcome: AttemptOutcome, error: TaskError, actor: str | None = None) -> Transition:
-        """The write after ``task``'s run was lost: a requeue with backoff while retries are
-        left (``attempt`` + 1), else Failed with ``error``.
+        """The write after ``task``'s run was lost, by the task's own policy: a requeue with
+        backoff while retries are left (``attempt`` + 1), else Failed with ``error``.
 
         Raises:
             InvalidTransition: the task's state allows neither (it ended meanwhile).
         """
+        policy = self.for_task(task)
         ended = ended_attempt(task, outcome, error)
-        if not self.allows(task):
+        if task.attempt >= policy.max_retries:
             return plan(
                 task,
                 Action.FAIL,
                 ended=ended,
                 actor=actor,
-                reason=f"{error.message}; no retries left",
+                reason=f"{error.message}; no retries left (maxRetries {policy.max_retries})",
                 **failure_fields(error),
             )
         retry = task.attempt + 1
-        retry_at = now_ms() + int(self.delay_s(retry) * 1000)
-        reason = f"{error.message}; retry {retry}/{self.max_retries} in {self.delay_s(retry):g}s"
+        delay_s = policy.delay_s(retry)
+        retry_at = now_ms() + int(delay_s * 1000)
+        reason = f"{error.message}; retry {retry}/{policy.max_retries} in {delay_s:g}s"
         changes = {"attempt": retry, "retry_at": retry_at, **failure_fields(error)}
         return plan(task, Action.REQUEUE, ended=ended, actor=actor, reason=reason, **changes)

@@ -214,6 +214,13 @@ class Task(BaseModel):
     history: list[TransitionRecord] = Field(default_factory=list)
     #: Not placed again before this time (epoch ms): the retry backoff.
     retry_at: int | None = None
+    #: The task's own retry policy: how many lost runs it may retry, and the backoff before
+    #: retry n (``retry_backoff_s * 2^(n-1)`` seconds, at most ``retry_backoff_max_s``). Set
+    #: when the task is created (the request's values, else its class's in the pool, else the
+    #: config's); None, in records written before, means the config's of whoever judges.
+    max_retries: int | None = None
+    retry_backoff_s: float | None = Field(None, alias="retryBackoff")
+    retry_backoff_max_s: float | None = Field(None, alias="retryBackoffMax")
     started_at: int | None = None
     create_date_time: int = Field(default_factory=now_ms)
     update_date_time: int = Field(default_factory=now_ms)

@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -77,10 +78,13 @@ class LauncherClient:
     """The node's handle on its launcher process. ``launch`` is thread-safe; ``receive`` is
     called by the one thread that watches ``fileno()`` (the supervisor)."""
 
-    def __init__(self, preload: list[str], log_level: str = "INFO", title: str = "skalds launcher") -> None:
+    def __init__(
+        self, preload: list[str], log_level: str = "INFO", title: str = "skalds launcher", prefork: int = 0
+    ) -> None:
         self.modules = preload
         self.log_level = log_level
         self.title = title
+        self.prefork = prefork
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -100,6 +104,7 @@ class LauncherClient:
             json.dumps(self.modules),
             self.log_level,
             self.title,
+            str(self.prefork),
         ]
         # The launcher must import what the node can: a script's own directory (sys.path[0]
         # of `python my_app.py`) is not on a fresh interpreter's path otherwise.
@@ -223,9 +228,9 @@ def _import_new(modules: list[str]) -> None:
             logger.exception("cannot import worker module %s", module)
 
 
-def _child(
-    sock: socket.socket, selector: selectors.BaseSelector, wake: tuple[int, int], fds: list[int], title: str
-) -> None:
+def _become_worker(fds: list[int], title: str) -> None:
+    """Turn this fresh process (a fork of the launcher that ran nothing since) into the worker
+    of the task whose pipes are ``fds``: never returns."""
     code = 70
     fd, out, err = fds
     try:
@@ -238,19 +243,6 @@ def _child(
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, io.TextIOWrapper):
                 stream.reconfigure(line_buffering=True)
-        launcher_pid = os.getppid()
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        selector.close()
-        sock.close()
-        os.close(wake[0])
-        os.close(wake[1])
-        die_with_parent()
-        # Own process group: Ctrl-C or a group-wide SIGTERM goes to the node, which stops
-        # its workers in order, instead of cutting every worker off at once.
-        os.setpgid(0, 0)
-        if os.getppid() != launcher_pid:  # the launcher died before prctl took effect
-            os._exit(code)
         set_title(title)
         conn = Connection(fd)
         spec: Any = conn.recv()
@@ -271,9 +263,159 @@ def _child(
         os._exit(code)
 
 
+class _Launcher:
+    """The launcher's loop: forks workers on request, and keeps ``prefork`` zygotes ready.
+
+    A **zygote** is a fork of the launcher made ahead of time, which has run nothing but a
+    blocking read since: a start hands it the task's pipes (one message) instead of forking
+    then, which takes the fork and the child's first page faults off the start path. Each
+    zygote becomes exactly one worker. Zygotes are re-forked when the launcher imports new
+    worker modules (they would lack them) and while the launcher has nothing else to do, so a
+    burst of starts uses the ready ones and then forks directly, as with no zygotes at all.
+    """
+
+    def __init__(self, sock: socket.socket, prefork: int, title: str) -> None:
+        self.sock = sock
+        self.prefork = prefork
+        self.zygote_title = title.replace("launcher", "zygote", 1)
+        self.wake = os.pipe()
+        os.set_blocking(self.wake[0], False)
+        os.set_blocking(self.wake[1], False)
+        signal.set_wakeup_fd(self.wake[1])
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(sock, selectors.EVENT_READ)
+        self.selector.register(self.wake[0], selectors.EVENT_READ)
+        self.idle: dict[int, socket.socket] = {}  # zygote pid -> the launcher's end of its socket
+        self.retired: set[int] = set()  # zygotes told to exit, not yet reaped
+
+    def run(self) -> None:
+        while True:
+            timeout = 0.0 if len(self.idle) < self.prefork else None
+            events = self.selector.select(timeout)
+            if not events:  # nothing to do: make one zygote ready
+                self._spawn_zygote()
+                continue
+            for key, _ in events:
+                if key.fileobj is self.sock:
+                    if not self._request():
+                        return
+                else:
+                    try:
+                        while os.read(self.wake[0], 512):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    self._reap()
+
+    def _request(self) -> bool:
+        """Serve one request from the node; False when the node is gone."""
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX_PACKET, 3)
+        except ConnectionResetError:
+            return False  # the node closed its end with replies unread
+        if not msg:
+            return False  # the node closed its end
+        request: Launch | Preload = pickle.loads(msg)
+        if isinstance(request, Preload):
+            _import_new(request.modules)
+            self._retire_zygotes()  # forked before the import: they lack the new modules
+            return True
+        pid = self._from_zygote(fds, request.title)
+        if pid is None:
+            pid = self._fork(lambda: _become_worker(fds, request.title))
+        for fd in fds:
+            os.close(fd)
+        self.sock.send(pickle.dumps(Launched(request.launch_id, pid)))
+        return True
+
+    def _from_zygote(self, fds: list[int], title: str) -> int | None:
+        """Hand the task to a ready zygote; its pid, or None if none took it."""
+        while self.idle:
+            pid, channel = self.idle.popitem()
+            try:
+                socket.send_fds(channel, [title.encode()], fds)
+                return pid
+            except OSError:  # it died meanwhile; its exit is reaped quietly
+                self.retired.add(pid)
+            finally:
+                channel.close()
+        return None
+
+    def _spawn_zygote(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = self._fork(lambda: self._zygote(theirs, ours))
+        finally:
+            theirs.close()
+        self.idle[pid] = ours
+
+    def _zygote(self, channel: socket.socket, launcher_end: socket.socket) -> None:
+        launcher_end.close()  # so that the launcher closing its end is seen here
+        set_title(self.zygote_title)
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(channel, _MAX_PACKET, 3)
+        except OSError:
+            msg, fds = b"", []
+        channel.close()
+        if not msg:
+            os._exit(0)  # retired (or the launcher is gone) before it was needed
+        _become_worker(fds, msg.decode())
+
+    def _retire_zygotes(self) -> None:
+        for pid, channel in self.idle.items():
+            channel.close()  # the zygote reads the end of its socket and exits
+            self.retired.add(pid)
+        self.idle.clear()
+
+    def _fork(self, child: Callable[[], None]) -> int:
+        """Fork; the child drops the launcher's own resources, dies with the launcher and
+        runs ``child`` (which never returns)."""
+        launcher_pid = os.getpid()
+        pid = os.fork()
+        if pid != 0:
+            return pid
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for channel in self.idle.values():  # or a retired zygote would never see its end
+                channel.close()
+            self.selector.close()
+            self.sock.close()
+            os.close(self.wake[0])
+            os.close(self.wake[1])
+            die_with_parent()
+            # Own process group: Ctrl-C or a group-wide SIGTERM goes to the node, which stops
+            # its workers in order, instead of cutting every worker off at once.
+            os.setpgid(0, 0)
+            if os.getppid() != launcher_pid:  # the launcher died before prctl took effect
+                os._exit(70)
+            child()
+        finally:
+            os._exit(70)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in self.retired or pid in self.idle:
+                # A zygote that was never a worker: the node never heard of it.
+                self.retired.discard(pid)
+                channel = self.idle.pop(pid, None)
+                if channel is not None:
+                    channel.close()
+                continue
+            self.sock.send(pickle.dumps(Exited(pid, os.waitstatus_to_exitcode(status))))
+
+
 def main(argv: list[str]) -> None:
-    """Entry point: ``python -m skalds.node.launcher FD PRELOAD_JSON LOG_LEVEL TITLE``."""
+    """Entry point: ``python -m skalds.node.launcher FD PRELOAD_JSON LOG_LEVEL TITLE PREFORK``."""
     fd, preload, level, title = int(argv[1]), json.loads(argv[2]), argv[3], argv[4]
+    prefork = int(argv[5]) if len(argv) > 5 else 0
     die_with_parent()
     set_title(title)
     # The node decides when we stop (it closes our socket); a signal sent to the whole process
@@ -293,54 +435,9 @@ def main(argv: list[str]) -> None:
         stream.flush()  # or every fork would repeat what the imports printed
     gc.collect()
     gc.freeze()  # keep the preloaded objects out of the children's GC passes: fewer COW pages
-
-    wake = os.pipe()
-    os.set_blocking(wake[0], False)
-    os.set_blocking(wake[1], False)
-    signal.set_wakeup_fd(wake[1])
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    selector = selectors.DefaultSelector()
-    selector.register(sock, selectors.EVENT_READ)
-    selector.register(wake[0], selectors.EVENT_READ)
+    launcher = _Launcher(sock, prefork, title)
     sock.send(pickle.dumps(Ready(os.getpid())))
-
-    while True:
-        for key, _ in selector.select():
-            if key.fileobj is sock:
-                try:
-                    msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_PACKET, 3)
-                except ConnectionResetError:
-                    return  # the node closed its end with replies unread
-                if not msg:
-                    return  # the node closed its end
-                request: Launch | Preload = pickle.loads(msg)
-                if isinstance(request, Preload):
-                    _import_new(request.modules)
-                    continue
-                pid = os.fork()
-                if pid == 0:
-                    _child(sock, selector, wake, fds, request.title)
-                for fd in fds:
-                    os.close(fd)
-                sock.send(pickle.dumps(Launched(request.launch_id, pid)))
-            else:
-                try:
-                    while os.read(wake[0], 512):
-                        pass
-                except BlockingIOError:
-                    pass
-                _reap(sock)
-
-
-def _reap(sock: socket.socket) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        sock.send(pickle.dumps(Exited(pid, os.waitstatus_to_exitcode(status))))
+    launcher.run()
 
 
 if __name__ == "__main__":

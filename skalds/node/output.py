@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO
+from typing import Protocol, TextIO
 
 from skalds.config.schema import DEFAULTS
 from skalds.core.records import LogLine
@@ -32,8 +32,14 @@ from skalds.core.task import now_ms
 from skalds.errors import BackendUnavailable
 from skalds.ports.live_state import LiveState
 
-if TYPE_CHECKING:
-    from skalds.node.supervisor import WorkerHandle
+
+class Run(Protocol):
+    """Which run of which task wrote a line (a supervisor's ``WorkerHandle``)."""
+
+    task_id: str
+    epoch: int
+    attempt: int
+
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +65,7 @@ class OutputSettings:
 class OutputPipe:
     """The node's read end of one worker stream, cut into lines."""
 
-    def __init__(self, handle: WorkerHandle, stream: str, fd: int) -> None:
+    def __init__(self, handle: Run, stream: str, fd: int) -> None:
         self.handle = handle
         self.stream = stream
         self.fd = fd
@@ -170,7 +176,7 @@ class OutputShipper:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
-    def lines(self, handle: WorkerHandle, stream: str, texts: list[str]) -> None:
+    def lines(self, handle: Run, stream: str, texts: list[str]) -> None:
         """Lines of one read of ``handle``'s ``stream`` (supervisor thread: never blocks)."""
         if not texts:
             return

@@ -182,7 +182,7 @@ class RecordKeeper:
             handle.task_id,
             error.message,
             written.attempt,
-            self.retry.max_retries,
+            self.retry.for_task(written).max_retries,
             max(0, (written.retry_at or 0) - now_ms()) / 1000,
         )
         self.publish_status(

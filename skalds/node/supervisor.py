@@ -29,7 +29,7 @@ from skalds.config.schema import DEFAULTS
 from skalds.core.events import ExitKind
 from skalds.core.task import TaskError
 from skalds.node.launcher import LauncherClient, exit_description
-from skalds.node.output import OutputPipe
+from skalds.node.output import OutputPipe, Run
 from skalds.worker.protocol import (
     EXIT_SELF_FENCED,
     Applied,
@@ -114,10 +114,10 @@ class SupervisorListener(Protocol):
 
 #: Receives the lines a worker wrote to one stream (``stdout`` or ``stderr``), on the
 #: supervisor thread, in order; must not block.
-OutputSink = Callable[[WorkerHandle, str, list[str]], None]
+OutputSink = Callable[[Run, str, list[str]], None]
 
 
-def _discard(handle: WorkerHandle, stream: str, texts: list[str]) -> None:
+def _discard(handle: Run, stream: str, texts: list[str]) -> None:
     pass
 
 
@@ -130,6 +130,7 @@ class SupervisorSettings:
     cancel_grace_s: float = DEFAULTS.node.cancel_grace_s
     terminate_grace_s: float = DEFAULTS.node.terminate_grace_s
     log_level: str = DEFAULTS.log_level
+    prefork: int = DEFAULTS.node.prefork
 
 
 class Supervisor:
@@ -146,7 +147,7 @@ class Supervisor:
         self.settings = settings
         self.listener = listener
         self.output = output
-        self.launcher = LauncherClient(preload, settings.log_level, f"skalds launcher {title}")
+        self.launcher = LauncherClient(preload, settings.log_level, f"skalds launcher {title}", settings.prefork)
         self._lock = threading.Lock()
         self._gone = threading.Condition(self._lock)  # notified whenever a worker is forgotten
         self._handles: dict[int, WorkerHandle] = {}  # by launch id

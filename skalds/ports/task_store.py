@@ -24,9 +24,14 @@ class TaskQuery:
         pinned_node: pinned to this node (an edge's own tasks).
         id_pattern, class_pattern, status_pattern: case-insensitive regular expressions the id,
             class name or state must contain a match of (the original's list filters).
-        created_after, updated_after: epoch ms; only tasks created / last changed since.
+        created_after, updated_after: epoch ms; only tasks created / last changed since
+            (inclusive).
+        created_before, updated_before: epoch ms; only tasks created / last changed
+            earlier (exclusive).
         unplaced: only tasks that wait for a node (Created, or Paused without an executor).
         newest_first: order by creation time descending (default: oldest first).
+        after: ``(create_date_time, id)`` of a task: only the tasks after it in the order
+            (a keyset page, which holds while the tasks seen so far change state).
         offset, limit: the page.
     """
 
@@ -40,8 +45,11 @@ class TaskQuery:
     status_pattern: str | None = None
     created_after: int | None = None
     updated_after: int | None = None
+    created_before: int | None = None
+    updated_before: int | None = None
     unplaced: bool = False
     newest_first: bool = False
+    after: tuple[int, str] | None = None
     offset: int = 0
     limit: int = 100
 
@@ -52,6 +60,18 @@ class TaskPage:
 
     items: list[Task] = field(default_factory=list)
     total: int = 0
+
+
+def taken_ids(tasks: Sequence[Task], stored: set[str]) -> list[str]:
+    """The ids of ``tasks`` that cannot be created: already ``stored``, or given twice
+    (sorted, each once). For adapters reporting a refused :meth:`TaskStore.create_many`."""
+    seen: set[str] = set()
+    twice = set()
+    for task in tasks:
+        if task.id in seen:
+            twice.add(task.id)
+        seen.add(task.id)
+    return sorted(twice | (seen & stored))
 
 
 class TaskStore(abc.ABC):
@@ -70,6 +90,20 @@ class TaskStore(abc.ABC):
 
         Raises:
             TaskAlreadyExists: a task with this id exists (the stored one is left alone).
+        """
+
+    @abc.abstractmethod
+    def create_many(self, tasks: Sequence[Task]) -> list[Task]:
+        """Store new tasks, all or none, and return them as stored: one transaction where
+        the backend has them. Where it has none (MongoDB without a replica set) the tasks
+        written before a refused one are removed again before this raises, so a reader may
+        glimpse them for that moment, never after.
+
+        Raises:
+            TaskAlreadyExists: an id is taken, or given twice; ``detail["task_ids"]`` lists
+                each (sorted). Nothing of the batch is stored.
+            BackendUnavailable: the backend failed; where it keeps no transactions, what was
+                written is removed as far as it can still be reached.
         """
 
     @abc.abstractmethod

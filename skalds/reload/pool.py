@@ -4,9 +4,9 @@ reports errors with the file, line and field.
 Two formats declare tasks:
 
 - a worker pool (``conf/workers/*.yaml``): ``name``, ``classes`` (className -> import path,
-  or -> ``{path, resources, requiredLabels, preferredLabels}``), ``capacity``, ``labels``,
-  ``offers`` (named resources of the nodes serving it) and ``tasks`` (id -> className,
-  attachments, priority);
+  or -> ``{path, resources, requiredLabels, preferredLabels, max_retries, retry_backoff_s,
+  retry_backoff_max_s}``), ``capacity``, ``labels``, ``offers`` (named resources of the nodes
+  serving it) and ``tasks`` (id -> className, attachments, priority);
 - the seed's ``all_workers.yml``: ``TaskWorkers: {id: {className, attachments, isPersistent}}``.
 
 A file is checked in three steps, and rejected whole at the first failure: YAML syntax (and
@@ -23,13 +23,14 @@ from typing import Annotated, Any
 
 import jsonschema
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, ValidationInfo, field_validator
 
 from skalds.core.declared import Declared
+from skalds.core.lifecycle import RETRY_FIELDS
 from skalds.core.requirements import NAME_PATTERN
-from skalds.errors import ConfigError, ValidationFailed
+from skalds.errors import ConfigError, ValidationFailed, field_path
 from skalds.service.catalog import Catalog
-from skalds.service.requests import MAX_PRIORITY, TASK_ID_PATTERN
+from skalds.service.requests import MAX_BACKOFF_S, MAX_PRIORITY, MAX_RETRIES, TASK_ID_PATTERN, check_backoff_cap
 from skalds.worker.registry import WorkerCatalog
 
 
@@ -47,11 +48,13 @@ class DeclaredTaskSpec(BaseModel):
 
 #: Resource names and amounts: what a node offers, what a task needs.
 _AMOUNTS: dict[str, JsonValue] = {"propertyNames": {"pattern": NAME_PATTERN}}
-Amount = Annotated[float, Field(ge=0)]
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
-class PoolClass(BaseModel):
-    """A worker class, with what each of its tasks needs of a node."""
+class ClassEntry(BaseModel):
+    """A class of a pool in its long form: its import path, what each of its tasks needs of
+    a node, and retry settings of its own. The short form, ``Name: module:Class``, is this
+    with only the path."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -68,6 +71,51 @@ class PoolClass(BaseModel):
         default_factory=dict, alias="preferredLabels", description="Labels preferred among the nodes that can"
     )
 
+    max_retries: int | None = Field(
+        None, ge=0, le=MAX_RETRIES, description="Retries of its tasks after a lost run (default: node.max_retries)"
+    )
+    retry_backoff_s: float | None = Field(
+        None, ge=0, le=MAX_BACKOFF_S, allow_inf_nan=False, description="Backoff before retry n: this * 2^(n-1) s"
+    )
+    retry_backoff_max_s: float | None = Field(
+        None, ge=0, le=MAX_BACKOFF_S, allow_inf_nan=False, description="... at most this long"
+    )
+
+    @field_validator("retry_backoff_max_s")
+    @classmethod
+    def _cap_not_below_backoff(cls, value: float | None, info: ValidationInfo) -> float | None:
+        check_backoff_cap(info.data.get("retry_backoff_s"), value, "retry_backoff_s")
+        return value
+
+    def catalog_entry(self) -> str | dict[str, Any]:
+        """How a :class:`WorkerCatalog` takes it: the path alone, or the path with what each
+        task of the class needs of a node."""
+        placement = self.model_dump(include={"resources", "required_labels", "preferred_labels"}, by_alias=True)
+        if not any(placement.values()):
+            return self.path
+        return {"path": self.path, **placement}
+
+    def retry_settings(self) -> dict[str, Any]:
+        """The retry settings it gives (task field names), those it leaves unset left out."""
+        return {name: getattr(self, name) for name in RETRY_FIELDS if getattr(self, name) is not None}
+
+
+def class_entries(classes: dict[Any, Any]) -> dict[str, ClassEntry]:
+    """A pool's ``classes:`` in the long form, whichever form each was written in.
+
+    Raises:
+        ValidationFailed: an entry is neither a path nor a valid long form; ``detail
+            ["errors"]`` names the field as ``<class>.<key>``.
+    """
+    out: dict[str, ClassEntry] = {}
+    for name, entry in classes.items():
+        try:
+            out[str(name)] = ClassEntry(path=entry) if isinstance(entry, str) else ClassEntry.model_validate(entry)
+        except ValidationError as exc:
+            errors = [{"field": field_path((name, *e["loc"])), "message": e["msg"]} for e in exc.errors()]
+            raise ValidationFailed.of_fields("bad class entry", errors) from exc
+    return out
+
 
 class WorkerPoolFile(BaseModel):
     """A worker pool: what nodes serving it can run, and the tasks it declares."""
@@ -75,9 +123,10 @@ class WorkerPoolFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, description="The pool's name (its file name without .yaml)")
-    classes: dict[str, str | PoolClass] = Field(
+    classes: dict[str, str | ClassEntry] = Field(
         default_factory=dict,
-        description="className -> import path (module:Class), or -> {path, resources, requiredLabels, preferredLabels}",
+        description="className -> import path (module:Class), or -> {path, resources, requiredLabels, "
+        "preferredLabels, max_retries, retry_backoff_s, retry_backoff_max_s}",
     )
     capacity: int | None = Field(None, ge=1, description="Worker processes per node serving this pool")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels of nodes serving this pool")
@@ -190,7 +239,7 @@ def parse_file(path: Path, model: type[BaseModel], tasks_key: str) -> tuple[dict
         data[tasks_key] = {}  # `tasks:` with nothing under it declares no task
     err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema_of(model)).iter_errors(data))
     if err is not None:
-        where = tuple(str(p) for p in err.path)
+        where = tuple(str(p) for p in err.absolute_path)
         raise _fail(FileProblem(str(path), err.message, reader.line_of(where), ".".join(where) or None))
     return data, reader
 
@@ -202,7 +251,16 @@ def pool_classes(path: Path, data: dict[str, Any], reader: _Reader, base: Worker
         ValidationFailed: a path does not load, at the line of its class.
     """
     try:
-        return base.with_classes({str(k): v for k, v in (data.get("classes") or {}).items()})
+        entries = class_entries(data.get("classes") or {})
+    except ValidationFailed as exc:
+        first = exc.detail["errors"][0]
+        where = ("classes", *first["field"].split("."))
+        raise _fail(FileProblem(str(path), first["message"], reader.line_of(where), ".".join(where))) from exc
+    try:
+        return base.with_classes(
+            {name: e.catalog_entry() for name, e in entries.items()},
+            {name: e.retry_settings() for name, e in entries.items()},
+        )
     except ConfigError as exc:
         name = str(exc.detail.get("class_name", ""))
         where = ("classes", name)

@@ -15,7 +15,7 @@ import jsonschema
 
 from skalds.errors import BackendUnavailable, UnknownWorkerClass, ValidationFailed, field_path
 from skalds.ports.live_state import LiveState
-from skalds.worker.registry import ACCEPTED_KEYS, WorkerCatalog
+from skalds.worker.registry import ACCEPTED_KEYS, RETRIES_KEY, WorkerCatalog
 
 
 class Catalog(Protocol):
@@ -26,6 +26,7 @@ class Catalog(Protocol):
     def normalize(self, name: str, attachments: Any) -> dict[str, Any]: ...
     def aliased(self, name: str, fields: dict[str, Any]) -> dict[str, Any]: ...
     def schemas(self) -> list[dict[str, Any]]: ...
+    def retries(self, name: str) -> dict[str, Any]: ...
 
 
 class ClusterCatalog:
@@ -100,14 +101,29 @@ class ClusterCatalog:
         """Field names turned into aliases (only known for local classes)."""
         return self.local.aliased(name, fields) if name in self.local else dict(fields)
 
+    def retries(self, name: str) -> dict[str, Any]:
+        """The retry settings of class ``name``'s pool (task field names), from this
+        controller's pool when the class is local, else as a node advertises them."""
+        if name in self.local:
+            return self.local.retries(name)
+        settings = self._remote_schemas().get(name, {}).get(RETRIES_KEY)
+        return dict(settings) if isinstance(settings, dict) else {}
+
     def schemas(self) -> list[dict[str, Any]]:
-        """``[{"className", "schema"}]`` for every class."""
+        """``[{"className", "schema"}]`` for every class, with ``retries`` (task field
+        names) when its pool sets a retry policy of its own."""
         local = {entry["className"]: entry["schema"] for entry in self.local.schemas()}
         merged = {**self._remote_schemas(), **local}
-        return [
-            {"className": n, "schema": {k: v for k, v in merged[n].items() if k != ACCEPTED_KEYS}}
-            for n in sorted(merged)
-        ]
+        out = []
+        for n in sorted(merged):
+            entry: dict[str, Any] = {
+                "className": n,
+                "schema": {k: v for k, v in merged[n].items() if k not in (ACCEPTED_KEYS, RETRIES_KEY)},
+            }
+            if isinstance(merged[n].get(RETRIES_KEY), dict):
+                entry["retries"] = merged[n][RETRIES_KEY]
+            out.append(entry)
+        return out
 
 
 def _missing(error: jsonschema.ValidationError) -> str:

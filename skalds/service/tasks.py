@@ -14,14 +14,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from skalds.config.schema import DEFAULTS
-from skalds.core.dispatch import waiting_event
-from skalds.core.events import ControlAction, ControlEvent, Topic, UpdateEvent
-from skalds.core.lifecycle import Action, allowed, plan
+from skalds.config.schema import DEFAULTS, default_retry_policy
+from skalds.core.dispatch import DISPATCHER, bound_node, waiting_event
+from skalds.core.events import ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent
+from skalds.core.lifecycle import RETRY_FIELDS, Action, RetryPolicy, allowed, plan
 from skalds.core.records import LogLine
 from skalds.core.storable import check_storable
 from skalds.core.task import Task, TaskLifecycleStatus, TransitionRecord, seed_heartbeat
-from skalds.errors import BackendUnavailable, InvalidTransition, StaleWrite, ValidationFailed
+from skalds.errors import (
+    BackendUnavailable,
+    InvalidTransition,
+    StaleWrite,
+    UnknownWorkerClass,
+    ValidationFailed,
+    field_path,
+)
 from skalds.ports.event_bus import EventBus
 from skalds.ports.live_state import LiveState
 from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
@@ -41,23 +48,33 @@ class ServiceLimits:
             the update event, so no event outgrows the broker's message limit.
         live_state_retry_s: after the live state failed a read, reads skip it this long
             (progress shows as unavailable) instead of waiting on it for every request.
+        max_batch: the most tasks one batch may create.
     """
 
     max_event_bytes: int = DEFAULTS.controller.max_event_bytes
     live_state_retry_s: float = 2.0
+    max_batch: int = DEFAULTS.controller.max_batch
 
 
 class TaskService:
     """Create, read, update and control tasks."""
 
     def __init__(
-        self, store: TaskStore, bus: EventBus, live: LiveState, catalog: Catalog, limits: ServiceLimits | None = None
+        self,
+        store: TaskStore,
+        bus: EventBus,
+        live: LiveState,
+        catalog: Catalog,
+        limits: ServiceLimits | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.live = live
         self.catalog = catalog
         self.limits = limits or ServiceLimits()
+        #: The config's retry policy: what a task gets where neither it nor its class says.
+        self.retry_policy = retry or default_retry_policy()
         self._live_down_until = 0.0
 
     # ---- create and read -----------------------------------------------------------
@@ -79,9 +96,54 @@ class TaskService:
             UnknownWorkerClass, ValidationFailed: bad class or attachments (nothing stored).
             TaskAlreadyExists: the id is taken.
         """
+        data = self.attachments_of(request)
+        task = self.new_task(request, data, source, pinned_node, declared=declared, actor=actor, **fields)
+        self.store.create(task)
+        self.announce([task])
+        return task
+
+    def attachments_of(self, request: CreateTaskRequest, *, full_paths: bool = False) -> dict[str, Any]:
+        """The request's attachments, validated by its class and normalized. Fields at fault
+        are named inside the attachments (``fixFrame``) or, with ``full_paths``, from the
+        request's top (``attachments.fixFrame``, ``className``).
+
+        Raises:
+            UnknownWorkerClass (only without ``full_paths``), ValidationFailed.
+        """
         check_storable({"name": request.name, "description": request.description})
-        data = self.catalog.normalize(request.class_name, request.attachments)
+        try:
+            data = self.catalog.normalize(request.class_name, request.attachments)
+        except UnknownWorkerClass as exc:
+            if not full_paths:
+                raise
+            raise ValidationFailed.of_fields("", [{"field": "className", "message": exc.message}]) from exc
+        except ValidationFailed as exc:
+            if not full_paths:
+                raise
+            errors = [
+                {
+                    "field": field_path(("attachments", e["field"])) if e["field"] else "attachments",
+                    "message": e["message"],
+                }
+                for e in exc.detail.get("errors", [])
+            ]
+            raise ValidationFailed.of_fields("", errors or [{"field": "attachments", "message": exc.message}]) from exc
         check_storable(data, ("attachments",))
+        return data
+
+    def new_task(
+        self,
+        request: CreateTaskRequest,
+        attachments: dict[str, Any],
+        source: str = "api",
+        pinned_node: str | None = None,
+        *,
+        declared: bool = False,
+        actor: str | None = None,
+        **fields: Any,
+    ) -> Task:
+        """The task ``request`` makes (not stored), with its retry policy and the history
+        entry of its creation by ``actor`` (default: ``source``)."""
         task_id = request.id or uuid.uuid4().hex[:12]
         task = Task(
             id=task_id,
@@ -89,11 +151,12 @@ class TaskService:
             name=request.name,
             description=request.description,
             source=source,
-            attachments=data,
+            attachments=attachments,
             priority=request.priority,
             pinned_node=pinned_node,
-            declared=data if declared else None,
+            declared=attachments if declared else None,
             **scheduling(request, task_id),
+            **self.retry_of(request).fields(),
             **fields,
         )
         creation = TransitionRecord(
@@ -104,9 +167,32 @@ class TaskService:
             epoch=task.epoch,
         )
         task.history = [creation]
-        self.store.create(task)
-        self._publish(Topic.TASK_ASSIGN, task.id, waiting_event(task).to_value())
         return task
+
+    def announce(self, tasks: list[Task]) -> None:
+        """Ask for stored tasks to be placed: one ``task.assign`` event per placer (the node
+        a task is bound to, else the dispatcher), or a few when their ids would outgrow
+        ``limits.max_event_bytes``."""
+        by_placer: dict[str, list[str]] = {}
+        for task in tasks:
+            by_placer.setdefault(bound_node(task) or DISPATCHER, []).append(task.id)
+        budget = max(1, self.limits.max_event_bytes // 2)  # room for the event's other fields
+        for placer, task_ids in by_placer.items():
+            chunk: list[str] = []
+            size = 0
+            for task_id in task_ids:
+                if chunk and size + len(task_id) + 3 > budget:
+                    self._publish(Topic.TASK_ASSIGN, chunk[0], TaskEvent(task_ids=chunk, placer=placer).to_value())
+                    chunk, size = [], 0
+                chunk.append(task_id)
+                size += len(task_id) + 3  # quotes and a comma
+            if chunk:
+                self._publish(Topic.TASK_ASSIGN, chunk[0], TaskEvent(task_ids=chunk, placer=placer).to_value())
+
+    def retry_of(self, request: CreateTaskRequest) -> RetryPolicy:
+        """The retry policy a task made from ``request`` keeps: the request's settings, else
+        its class's (from the pool), else the config's."""
+        return self.retry_policy.merged(self.catalog.retries(request.class_name)).merged(request.retry_settings())
 
     def get(self, task_id: str) -> Task:
         """The task, with the progress of its last heartbeat."""
@@ -216,6 +302,7 @@ class TaskService:
             pinned_node=pinned_node,
             declared=data if declared else None,
             **scheduling(request, task_id),
+            **self.retry_of(request).fields(),
             **fields,
         )
         if not old.lifecycle_status.is_terminal:
@@ -237,14 +324,23 @@ class TaskService:
         return self._control(task_id, Action.CANCEL, actor)
 
     def retry(self, task_id: str, actor: str = "api") -> Task:
-        """Run an ended task again from scratch (attempts reset, a new epoch).
+        """Run an ended task again from scratch: attempts reset (a fresh retry budget), a new
+        epoch; its history says so.
 
         Raises:
             TaskNotFound, InvalidTransition (the task has not ended).
         """
-        task = writes.apply(self.store, task_id, Action.RETRY, actor=actor)
-        self._publish(Topic.TASK_ASSIGN, task_id, waiting_event(task).to_value())
-        return task
+        for _ in range(5):
+            task = self.store.get(task_id)
+            budget = self.retry_policy.for_task(task).max_retries
+            reason = f"run again after it was {task.lifecycle_status.value}: attempts reset, {budget} retries"
+            try:
+                written = self.store.apply(plan(task, Action.RETRY, actor=actor, reason=reason))
+            except StaleWrite:
+                continue
+            self.announce([written])
+            return written
+        raise StaleWrite(f"task {task_id!r} kept changing; retry not applied", task_id=task_id)
 
     def restart(self, task_id: str, actor: str = "api") -> Task:
         """The original's "set Created": run the task again from scratch, whatever its state;
@@ -269,6 +365,7 @@ class TaskService:
             dependencies=task.dependencies,
             dependency_condition=task.dependency_condition,
             deadline_date_time=task.deadline_date_time,
+            **{name: getattr(task, name) for name in RETRY_FIELDS},
         )
         return self.replace(request, pinned_node=task.pinned_node, actor=actor)
 
@@ -310,13 +407,19 @@ class TaskService:
 
     def _control(self, task_id: str, action: Action, actor: str) -> Task:
         task = writes.apply(self.store, task_id, action, actor=actor)
+        self.notify(task, action)
+        return task
+
+    def notify(self, task: Task, action: Action) -> None:
+        """Tell whoever acts next that ``task`` was just written under ``action`` (pause,
+        resume or cancel): its node, or the dispatcher when it waits to be placed."""
+        task_id = task.id
         if task.lifecycle_status is TaskLifecycleStatus.CREATED:  # resumed while unplaced
             self._publish(Topic.TASK_ASSIGN, task_id, waiting_event(task).to_value())
         else:
             topic = Topic.TASK_CANCEL if action is Action.CANCEL else Topic.TASK_CONTROL
             event = ControlEvent(task_id=task_id, action=ControlAction(action.value), epoch=task.epoch)
             self._publish(topic, task_id, event.to_value())
-        return task
 
     def _publish(self, topic: Topic, key: str, value: dict[str, Any]) -> None:
         # The write is durable already; an event that cannot go out now is made up for by

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from skalds.config.system_controller_config import SystemControllerConfig
+from skalds.settings import seed_settings
 from skalds.system import SkaldsSystem
 from skalds.utils.logging import configure_logging
 from skalds.worker.registry import WorkerCatalog
@@ -44,7 +45,7 @@ class SystemController:
                 "no REDIS_HOST, KAFKA_HOST or MONGO_HOST: the controller runs on the embedded backends, "
                 "where no node can join it (`python -m skalds` runs a controller and a node together)"
             )
-        return SkaldsSystem(c.settings(), WorkerCatalog())
+        return SkaldsSystem(seed_settings(c), WorkerCatalog())
 
     def run(self) -> None:
         """Start and block until SIGINT/SIGTERM, then stop.

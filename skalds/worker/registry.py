@@ -18,6 +18,10 @@ from skalds.worker.baseclass import BaseTaskWorker
 #: Key of an advertised attachment schema listing every accepted top-level key (field names
 #: and aliases), present when the model refuses unknown keys.
 ACCEPTED_KEYS = "x-skalds-accepts"
+#: Key of an advertised attachment schema holding the class's own retry settings (task field
+#: names: ``max_retries``, ``retry_backoff_s``, ``retry_backoff_max_s``), present when its
+#: pool sets any, so a controller without the class's pool gives its tasks the same policy.
+RETRIES_KEY = "x-skalds-retries"
 
 _loaded_scripts: dict[str, dict[str, Any]] = {}
 
@@ -98,18 +102,32 @@ def load_class(path: str) -> type[BaseTaskWorker[Any]]:
 class WorkerCatalog:
     """The worker classes a component knows, by class name (the task's ``className``)."""
 
-    def __init__(self, classes: Mapping[str, ClassEntry] | None = None) -> None:
+    def __init__(
+        self, classes: Mapping[str, ClassEntry] | None = None, retries: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         self._paths: dict[str, str] = {}
         self._classes: dict[str, type[BaseTaskWorker[Any]]] = {}
         self._specs: dict[str, ClassSpec] = {}  # what a task of the class needs, when its pool says
         self._from_code: set[str] = set()  # registered from code, not from a pool file
+        self._retries: dict[str, dict[str, Any]] = {}  # class -> its pool's retry settings
         for name, entry in (classes or {}).items():
             path, spec = class_entry(entry)
             self.add_path(name, path, spec)
+        self._set_retries(retries)
 
-    def with_classes(self, classes: Mapping[str, ClassEntry]) -> WorkerCatalog:
-        """A new catalog with these pool classes (each loaded now) and the classes this one
-        had registered from code.
+    def _set_retries(self, retries: Mapping[str, Mapping[str, Any]] | None) -> None:
+        self._retries = {
+            name: {k: v for k, v in settings.items() if v is not None}
+            for name, settings in (retries or {}).items()
+            if name in self._paths and any(v is not None for v in settings.values())
+        }
+
+    def with_classes(
+        self, classes: Mapping[str, ClassEntry], retries: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> WorkerCatalog:
+        """A new catalog with these pool classes (each loaded now, with what each of its
+        tasks needs of a node), their retry settings (task field names, see :meth:`retries`),
+        and the classes this one had registered from code.
 
         Raises:
             ConfigError: a path does not load; ``detail["class_name"]`` names its class.
@@ -130,16 +148,28 @@ class WorkerCatalog:
                 other.add_path(name, path, spec)
             except ConfigError as exc:
                 raise ConfigError(exc.message, class_name=name, path=str(entry)) from exc
+        other._set_retries(retries)
         return other
 
     def adopt(self, other: WorkerCatalog) -> tuple[list[str], list[str]]:
         """Take ``other``'s classes in place (everyone holding this catalog sees them).
-        Returns the class names added or changed, and those removed."""
-        changed = sorted(n for n, p in other._paths.items() if self._paths.get(n) != p or self.spec(n) != other.spec(n))
+        Returns the class names added or changed (their path, requirements or retry
+        settings), and those removed."""
+        changed = sorted(
+            n
+            for n, p in other._paths.items()
+            if self._paths.get(n) != p or self.spec(n) != other.spec(n) or self._retries.get(n) != other._retries.get(n)
+        )
         removed = sorted(set(self._paths) - set(other._paths))
         self._paths, self._classes, self._from_code = dict(other._paths), dict(other._classes), set(other._from_code)
         self._specs = dict(other._specs)
+        self._retries = dict(other._retries)
         return changed, removed
+
+    def retries(self, name: str) -> dict[str, Any]:
+        """The retry settings class ``name``'s pool gives it, as task fields
+        (``max_retries``, ``retry_backoff_s``, ``retry_backoff_max_s``; absent: not set)."""
+        return dict(self._retries.get(name, {}))
 
     def add_path(self, name: str, path: str, spec: ClassSpec = NO_SPEC) -> None:
         """Know class ``name`` by its import path (loaded now, so config errors show early),
@@ -246,6 +276,8 @@ class WorkerCatalog:
             accepted = accepted_keys(model)
             if accepted is not None:
                 schema[ACCEPTED_KEYS] = sorted(accepted)
+            if n in self._retries:
+                schema[RETRIES_KEY] = dict(self._retries[n])
             out.append({"className": n, "schema": schema})
         return out
 

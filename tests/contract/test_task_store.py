@@ -259,3 +259,59 @@ def test_scheduling_fields_survive_the_store(task_store: TaskStore) -> None:
     )
     task_store.create(task)
     assert task_store.get("a") == task
+
+
+def test_create_many_stores_every_task_of_a_batch(task_store: TaskStore) -> None:
+    batch = [new(f"b{i}", attachments={"n": i}, priority=i % 3) for i in range(50)]
+    assert task_store.create_many(batch) == batch
+    assert [task_store.get(t.id) for t in batch] == batch
+    assert task_store.find(TaskQuery(limit=1)).total == 50
+    assert task_store.create_many([]) == []
+
+
+def test_create_many_stores_nothing_when_an_id_is_taken_and_names_each_one(task_store: TaskStore) -> None:
+    task_store.create(new("b3", attachments={"v": "old"}))
+    task_store.create(new("b7"))
+    batch = [new(f"b{i}", attachments={"v": "new"}) for i in range(10)]  # the taken ones mid-batch
+    with pytest.raises(TaskAlreadyExists) as refused:
+        task_store.create_many(batch)
+    assert refused.value.detail["task_ids"] == ["b3", "b7"]
+    assert sorted(t.id for t in task_store.find(TaskQuery(limit=100)).items) == ["b3", "b7"], "nothing of it kept"
+    assert task_store.get("b3").attachments == {"v": "old"}
+
+
+def test_create_many_refuses_an_id_given_twice(task_store: TaskStore) -> None:
+    batch = [new("x"), new("y"), new("x"), new("z")]
+    with pytest.raises(TaskAlreadyExists) as refused:
+        task_store.create_many(batch)
+    assert refused.value.detail["task_ids"] == ["x"]
+    assert task_store.find(TaskQuery(limit=10)).total == 0
+
+
+def test_time_windows_have_an_upper_bound_too(task_store: TaskStore) -> None:
+    for i, at in enumerate((1_000, 2_000, 3_000)):
+        task_store.create(new(f"t{i}", create_date_time=at, update_date_time=at + 10))
+    ids = lambda **q: [t.id for t in task_store.find(TaskQuery(**q)).items]  # noqa: E731
+    assert ids(created_before=2_000) == ["t0"], "exclusive"
+    assert ids(created_after=2_000, created_before=3_001) == ["t1", "t2"]
+    assert ids(updated_after=1_500, updated_before=3_010) == ["t1"]
+
+
+def test_a_keyset_page_continues_after_a_task_in_either_order(task_store: TaskStore) -> None:
+    for task_id, at in (("a", 1_000), ("c", 1_000), ("b", 1_000), ("d", 2_000), ("e", 500)):
+        task_store.create(new(task_id, create_date_time=at))
+    ids = lambda **q: [t.id for t in task_store.find(TaskQuery(**q)).items]  # noqa: E731
+    assert ids() == ["e", "a", "b", "c", "d"]
+    assert ids(after=(1_000, "b"), limit=2) == ["c", "d"]
+    assert ids(after=(1_000, "b"), newest_first=True) == ["a", "e"]
+    assert task_store.find(TaskQuery(after=(1_000, "b"))).total == 2
+    walked, after = [], None
+    while True:  # pages stay whole while what was read changes state
+        page = task_store.find(TaskQuery(lifecycle_status=[S.CREATED], after=after, limit=2)).items
+        if not page:
+            break
+        for task in page:
+            plan_and_write(task_store, task, Action.CANCEL)
+        walked += [t.id for t in page]
+        after = (page[-1].create_date_time, page[-1].id)
+    assert walked == ["e", "a", "b", "c", "d"]

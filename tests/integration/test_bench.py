@@ -24,6 +24,8 @@ SAMPLE_TABLES = [
     "dispatch of N at once (ms)",
     "update over HTTP (ms)",
     "update by YAML save (ms)",
+    "event stream, state written -> event received (ms)",
+    "event stream, request -> event received (ms)",
     "cancel (ms)",
     "task starts, N at once (starts/s)",
     "CPU with N running (% of a core)",
@@ -64,6 +66,7 @@ def test_a_small_sweep_writes_results_and_a_summary_and_leaves_nothing_running(t
         "+mode=bench",
         "bench.tasks=6,3",  # N falling: rows must follow the sweep, not N
         "bench.samples=2",
+        "bench.event_samples=2",
         "bench.steady_s=0.3",
         "bench.timeout_s=60",
         f"hydra.sweep.dir={sweep}",
@@ -78,7 +81,7 @@ def test_a_small_sweep_writes_results_and_a_summary_and_leaves_nothing_running(t
         f = res["figures"]
         n = res["config"]["tasks"]
         assert f["burst_dispatch_ms"]["count"] == n
-        for key in ("dispatch_ms", "update_ms", "yaml_update_ms", "cancel_ms"):
+        for key in ("dispatch_ms", "update_ms", "yaml_update_ms", "event_after_write_ms", "cancel_ms"):
             assert f[key]["count"] == 2
             assert 0 < f[key]["median"] <= f[key]["max"] < 60_000
             assert "p95" not in f[key] and "p99" not in f[key]  # two samples name no percentile
@@ -111,6 +114,7 @@ def test_a_single_run_prints_its_figures_as_a_table(tmp_path: Path) -> None:
         "+mode=bench",
         "bench.tasks=3",
         "bench.samples=2",
+        "bench.event_samples=2",
         "bench.steady_s=0.3",
         "bench.timeout_s=60",
         f"hydra.run.dir={run_dir}",

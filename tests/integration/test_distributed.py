@@ -82,6 +82,12 @@ def test_lifecycle_across_controller_two_nodes_and_an_edge(cluster: Cluster, tmp
         timeout_s=20,
         message="controller updated the edge's task",
     )
+    # the original's edge ignored a cancel of its own task; here it stops, and stays stopped
+    assert api.post("/api/tasks/edge-cam/cancel").status_code == 200
+    wait_until(lambda: [e for e in read(edge_journal) if e["event"] == "release"], timeout_s=20, message="stopped")
+    time.sleep(1.5)  # an edge sweep or a stray event would start it again within this
+    assert api.get("/api/tasks/edge-cam").json()["lifecycleStatus"] == "Cancelled"
+    assert len([e for e in read(edge_journal) if e["event"] == "main"]) == 1
 
     # a controller crash loses nothing: the running task keeps running, state is in MongoDB
     r = api.post(

@@ -49,7 +49,8 @@ def test_a_signal_stops_skalds_with_exit_0_and_no_process_left(run, sig: int) ->
         )
     wait_until(lambda: all(task_status(p, f"c{i}") == "Running" for i in range(3)), timeout_s=20, message="running")
     family = p.descendants()
-    assert len(family) == 4, "the launcher and one process per task"
+    zygotes = [q for q in family if "zygote" in q.name()]
+    assert len(zygotes) <= 2 and len(family) - len(zygotes) == 4, "the launcher, one process per task, zygotes"
     assert p.stop(sig) == 0
     wait_until(
         lambda: all(process_gone(q.pid) for q in family),
@@ -95,7 +96,7 @@ def test_a_restart_loses_nothing(run, tmp_path: Path) -> None:
     )
     for tid in ("done", "broken"):
         assert after[tid] == before[tid]
-    assert len(q.descendants()) == 3, "launcher + cam + paused"
+    assert len([d for d in q.descendants() if "zygote" not in d.name()]) == 3, "launcher + cam + paused"
     assert q.stop() == 0
 
 

@@ -304,6 +304,9 @@ class CountingStore(TaskStore):
     def create(self, task: Task) -> Task:
         return self.inner.create(task)
 
+    def create_many(self, tasks: list[Task]) -> list[Task]:
+        return self.inner.create_many(tasks)
+
     def find(self, query: TaskQuery) -> TaskPage:
         return self.inner.find(query)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skalds.core.lifecycle import TRANSITIONS, Action, RetryPolicy, allowed, next_status, plan
+from skalds.core.lifecycle import RETRY_FIELDS, TRANSITIONS, Action, RetryPolicy, allowed, next_status, plan
 from skalds.core.task import TERMINAL_STATES, AttemptOutcome, Task, TaskError, TaskLifecycleStatus
 from skalds.errors import InvalidTransition
 
@@ -113,6 +113,57 @@ def test_a_lost_run_is_requeued_with_backoff_and_recorded_until_retries_run_out(
     exhausted = task(S.RUNNING).model_copy(update={"attempt": 1})
     fail = policy.lost(exhausted, AttemptOutcome.WORKER_LOST, error)
     assert fail.changes["lifecycle_status"] is S.FAILED and fail.changes["error_detail"] == error
+
+
+CONFIG = RetryPolicy(max_retries=3, backoff_base_s=0.5, backoff_cap_s=30)
+
+
+def test_a_task_without_its_own_policy_is_judged_by_the_config() -> None:
+    assert CONFIG.for_task(task(S.RUNNING)) == CONFIG
+    assert CONFIG.merged({}) == CONFIG and CONFIG.merged(dict.fromkeys(RETRY_FIELDS)) == CONFIG
+
+
+def test_each_setting_of_the_task_wins_over_the_config_field_by_field() -> None:
+    own = task(S.RUNNING).model_copy(update={"max_retries": 0})
+    assert CONFIG.for_task(own) == RetryPolicy(0, 0.5, 30)
+    own = task(S.RUNNING).model_copy(update={"retry_backoff_s": 2.0, "retry_backoff_max_s": 4.0})
+    assert CONFIG.for_task(own) == RetryPolicy(3, 2.0, 4.0)
+
+
+def test_request_over_class_over_config() -> None:
+    cls = {"max_retries": 5, "retry_backoff_s": 1.0}
+    request = {"max_retries": 1, "retry_backoff_s": None}
+    assert CONFIG.merged(cls).merged(request) == RetryPolicy(1, 1.0, 30)
+    assert CONFIG.merged(cls).merged({}) == RetryPolicy(5, 1.0, 30)
+    assert CONFIG.merged({}).merged(request) == RetryPolicy(1, 0.5, 30)
+
+
+def test_a_backoff_longer_than_the_inherited_cap_raises_the_cap_unless_a_cap_is_given() -> None:
+    assert CONFIG.merged({"retry_backoff_s": 60}) == RetryPolicy(3, 60.0, 60.0)
+    assert CONFIG.merged({"retry_backoff_s": 60, "retry_backoff_max_s": 10}) == RetryPolicy(3, 60.0, 10.0)
+    assert CONFIG.merged({"retry_backoff_max_s": 10}).merged({"retry_backoff_s": 20}).backoff_cap_s == 20
+
+
+def test_a_policy_stored_on_a_task_reads_back_as_itself() -> None:
+    policy = RetryPolicy(2, 1.5, 8)
+    stored = task(S.RUNNING).model_copy(update=policy.fields())
+    assert RetryPolicy(9, 9, 9).for_task(stored) == policy
+    doc = stored.to_doc()
+    assert (doc["maxRetries"], doc["retryBackoff"], doc["retryBackoffMax"]) == (2, 1.5, 8)
+    assert Task.from_doc(doc) == stored
+
+
+def test_a_lost_run_is_judged_by_the_tasks_own_policy() -> None:
+    error = TaskError(message="worker lost")
+    none_left = task(S.RUNNING).model_copy(update={"max_retries": 0})
+    fail = CONFIG.lost(none_left, AttemptOutcome.WORKER_LOST, error)
+    assert fail.changes["lifecycle_status"] is S.FAILED and "maxRetries 0" in fail.push["history"].reason
+    assert not CONFIG.allows(none_left) and CONFIG.allows(task(S.RUNNING))
+    slow = task(S.RUNNING).model_copy(update={"attempt": 1, "max_retries": 2, "retry_backoff_s": 4.0})
+    requeue = CONFIG.lost(slow, AttemptOutcome.NODE_LOST, error)
+    assert requeue.changes["attempt"] == 2
+    assert requeue.changes["retry_at"] - requeue.changes["update_date_time"] >= 8000, "4 s * 2^(2-1)"
+    assert "retry 2/2 in 8s" in requeue.push["history"].reason
 
 
 def test_a_paused_task_requeued_stays_paused_without_an_executor() -> None:

@@ -25,6 +25,13 @@ POOLS = [
     ({"name": "p", "capacity": 0}, False),
     ({"classes": {}}, False),
     ({"name": "p", "extra": 1}, False),
+    ({"name": "p", "classes": {"A": {"path": "m:A", "max_retries": 2, "retry_backoff_s": 0.5}}}, True),
+    ({"name": "p", "classes": {"A": {"path": "m:A", "resources": {"gpu": 1}, "requiredLabels": {"zone": "a"}}}}, True),
+    ({"name": "p", "classes": {"A": {"path": "m:A", "preferredLabels": {"zone": "b"}}, "B": "m:B"}}, True),
+    ({"name": "p", "classes": {"A": {"max_retries": 2}}}, False),
+    ({"name": "p", "classes": {"A": {"path": "m:A", "max_retries": -1}}}, False),
+    ({"name": "p", "classes": {"A": {"path": "m:A", "max_retrys": 1}}}, False),
+    ({"name": "p", "classes": {"A": 3}}, False),
 ]
 
 
@@ -49,6 +56,10 @@ def test_schema_and_model_agree_on_pool_files(doc: dict, valid: bool) -> None:
         ({"className": "A", "id": "x y"}, False),
         ({"attachments": {}}, False),
         ({"className": "A", "priority": "high"}, False),
+        ({"className": "A", "maxRetries": 0, "retryBackoff": 0.25, "retryBackoffMax": 60}, True),
+        ({"className": "A", "maxRetries": -1}, False),
+        ({"className": "A", "maxRetries": 1001}, False),
+        ({"className": "A", "retryBackoff": 86401}, False),
     ],
 )
 def test_schema_and_model_agree_on_create_requests(doc: dict, valid: bool) -> None:

@@ -25,6 +25,7 @@ from skalds.config.system_controller_config import SystemControllerConfig
 from skalds.config.systemconfig import SystemConfig
 from skalds.errors import ConfigError
 from skalds.model.task import ModeEnum, TaskWorkerSimpleMapList
+from skalds.settings import seed_settings
 
 SEED_IMPORTS = {
     "skalds": ["Skald", "Skalds", "SkaldConfig", "Task", "TaskEvent"],
@@ -206,12 +207,12 @@ def test_a_dotenv_file_is_read_when_the_config_is_built_and_the_environment_wins
 def test_no_host_means_the_embedded_backends_and_any_host_the_real_ones(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = SkaldConfig(skald_id="solo").settings()
+    settings = seed_settings(SkaldConfig(skald_id="solo"))
     assert (settings.mode, settings.backend["kind"], settings.node.id) == ("standalone", "local", "solo")
-    settings = SkaldConfig(skald_mode="edge", skald_id="lone").settings()
+    settings = seed_settings(SkaldConfig(skald_mode="edge", skald_id="lone"))
     assert (settings.mode, settings.backend["kind"], settings.node.mode) == ("edge", "local", "edge"), "no controller"
     monkeypatch.setenv("KAFKA_HOST", "kafka.example")
-    settings = SkaldConfig(skald_mode="edge", kafka_topic_partitions=2, task_worker_retry=0).settings()
+    settings = seed_settings(SkaldConfig(skald_mode="edge", kafka_topic_partitions=2, task_worker_retry=0))
     assert (settings.mode, settings.backend["kind"]) == ("edge", "distributed")
     assert settings.backend["kafka"]["bootstrap_servers"] == "kafka.example:9092"
     assert settings.backend["kafka"]["partitions"] == 2
@@ -256,12 +257,12 @@ def test_system_controller_config_maps_every_mode_onto_the_whole_controller(
     monkeypatch.setenv("DISPATCHER_STRATEGY", "random")
     for mode in ("CONTROLLER", "monitor", "Dispatcher"):
         config = SystemControllerConfig(system_controller_mode=mode, system_controller_host="127.0.0.1")
-        settings = config.settings()
+        settings = seed_settings(config)
         assert (settings.mode, settings.backend["kind"], settings.port) == ("controller", "local", 18000)
         assert settings.dispatch_policy == "random"
         assert settings.pool_file is None
     monkeypatch.setenv("MONGO_HOST", "mongodb://m:1/")
-    settings = SystemControllerConfig(dispatcher_strategy="ROUND_ROBIN").settings()
+    settings = seed_settings(SystemControllerConfig(dispatcher_strategy="ROUND_ROBIN"))
     assert (settings.backend["kind"], settings.backend["mongo"]["uri"]) == ("distributed", "mongodb://m:1/")
     assert (settings.host, settings.dispatch_policy) == ("0.0.0.0", "round_robin")
 

@@ -88,3 +88,26 @@ def test_dotenv_fills_the_environment_without_overriding_it(tmp_path: Path, monk
     assert backend["redis"]["host"] == "redis.example"
     assert backend["kafka"]["bootstrap_servers"].endswith(":19092")
     assert backend["mongo"]["db_name"] == "from-env"
+
+
+def test_a_class_may_give_its_path_and_retry_policy_in_the_long_form(tmp_path: Path) -> None:
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(
+        "name: p\n"
+        "classes:\n"
+        "  MyWorker: skalds.workers.demo:MyWorker\n"
+        "  CountdownWorker: {path: skalds.workers.demo:CountdownWorker, max_retries: 0, retry_backoff_s: 2}\n"
+    )
+    settings = load_settings(compose_config([f"reload.pool_file={pool}"]))
+    assert settings.pool_classes == {
+        "MyWorker": "skalds.workers.demo:MyWorker",
+        "CountdownWorker": "skalds.workers.demo:CountdownWorker",
+    }
+    assert settings.pool_retries == {"CountdownWorker": {"max_retries": 0, "retry_backoff_s": 2.0}}
+
+
+def test_a_bad_class_entry_names_the_class_and_its_key() -> None:
+    with pytest.raises(ConfigError, match=r"workers\.classes\.MyWorker\.max_retries"):
+        load_settings(
+            compose_config(["+workers.classes.MyWorker={path: skalds.workers.demo:MyWorker, max_retries: -2}"])
+        )

@@ -8,7 +8,7 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from skalds.core.lifecycle import Transition, keep_newest
 from skalds.core.requirements import SLOTS
 from skalds.core.task import ACTIVE_STATES, Task, TaskLifecycleStatus, record_problem, unreadable_task
 from skalds.errors import BackendUnavailable, StaleWrite, TaskAlreadyExists, TaskNotFound
-from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
+from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore, taken_ids
 
 logger = logging.getLogger(__name__)
 
@@ -148,9 +148,10 @@ class SqliteTaskStore(TaskStore):
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"{operation} in task store {self.path} failed: {exc}", backend="sqlite") from exc
 
-    def _write(self, task: Task, *, insert: bool) -> None:
+    @staticmethod
+    def _row(task: Task) -> tuple[Any, ...]:
         doc = task.to_doc()
-        row = (
+        return (
             task.class_name,
             doc["lifecycleStatus"],
             task.executor,
@@ -162,12 +163,16 @@ class SqliteTaskStore(TaskStore):
             json.dumps(doc),
             task.id,
         )
+
+    _INSERT = (
+        "INSERT INTO tasks (class_name, status, executor, source, created, updated, pinned, holds, doc, id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def _write(self, task: Task, *, insert: bool) -> None:
+        row = self._row(task)
         if insert:
-            self._db.execute(
-                "INSERT INTO tasks (class_name, status, executor, source, created, updated, pinned, holds, doc, id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
+            self._db.execute(self._INSERT, row)
         else:
             self._db.execute(
                 "UPDATE tasks SET class_name=?, status=?, executor=?, source=?, created=?, updated=?, pinned=?, "
@@ -201,6 +206,31 @@ class SqliteTaskStore(TaskStore):
                 raise TaskAlreadyExists(f"task {task.id!r} already exists", task_id=task.id) from exc
         return task
 
+    def create_many(self, tasks: Sequence[Task]) -> list[Task]:
+        if not tasks:
+            return []
+        with self._lock, self._translated(f"creating {len(tasks)} tasks"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(self._INSERT, [self._row(t) for t in tasks])
+            except sqlite3.IntegrityError as exc:
+                self._db.execute("ROLLBACK")
+                taken = taken_ids(tasks, self._stored_ids([t.id for t in tasks]))
+                raise TaskAlreadyExists(f"task ids taken: {', '.join(taken)}", task_ids=taken) from exc
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return list(tasks)
+
+    def _stored_ids(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):  # well under SQLite's limit of bound variables
+            chunk = ids[i : i + 500]
+            rows = self._db.execute(f"SELECT id FROM tasks WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            found.update(r[0] for r in rows)
+        return found
+
     def get(self, task_id: str) -> Task:
         with self._lock, self._translated(f"reading task {task_id!r}"):
             return self._read(task_id)
@@ -229,6 +259,17 @@ class SqliteTaskStore(TaskStore):
             if since is not None:
                 where.append(f"{column} >= ?")
                 args.append(since)
+        for column, until in (("created", query.created_before), ("updated", query.updated_before)):
+            if until is not None:
+                where.append(f"{column} < ?")
+                args.append(until)
+        if query.after is not None:
+            where.append(
+                "(created < ? OR (created = ? AND id < ?))"
+                if query.newest_first
+                else "(created > ? OR (created = ? AND id > ?))"
+            )
+            args += [query.after[0], query.after[0], query.after[1]]
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         order = "created DESC, id DESC" if query.newest_first else "created, id"
         with self._lock, self._translated("finding tasks"):

@@ -7,15 +7,16 @@ document reads the same as the seed's did.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pymongo
 from pydantic import BaseModel, ValidationError
-from pymongo.errors import ConfigurationError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConfigurationError, DuplicateKeyError, PyMongoError
 
 from skalds.core.lifecycle import Transition, keep_newest
 from skalds.core.requirements import SLOTS
@@ -29,7 +30,7 @@ from skalds.core.task import (
     unreadable_task,
 )
 from skalds.errors import BackendUnavailable, ConfigError, StaleWrite, TaskAlreadyExists, TaskNotFound
-from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
+from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore, taken_ids
 
 logger = logging.getLogger(__name__)
 S = TaskLifecycleStatus
@@ -163,6 +164,42 @@ class MongoTaskStore(TaskStore):
                 raise TaskAlreadyExists(f"task {task.id!r} already exists", task_id=task.id) from exc
         return task
 
+    def create_many(self, tasks: Sequence[Task]) -> list[Task]:
+        """Insert new tasks in one ordered ``insert_many``, all or none: MongoDB stops at the
+        first refused document, and the ones inserted before it are deleted again before
+        this raises (a collection outside a replica set has no transactions).
+
+        Raises:
+            TaskAlreadyExists: ids taken or given twice (``detail["task_ids"]``); nothing kept.
+            BackendUnavailable: the server failed; what the batch wrote is removed as far as
+                the server can still be reached.
+        """
+        if not tasks:
+            return []
+        docs = [_to_doc(t) for t in tasks]
+        ids = [t.id for t in tasks]
+        with self._translated(f"creating {len(tasks)} tasks"):
+            try:
+                self._tasks.insert_many(docs, ordered=True)
+            except BulkWriteError as exc:
+                failures = exc.details.get("writeErrors") or []
+                written = failures[0]["index"] if failures else int(exc.details.get("nInserted", 0))
+                if written:
+                    self._tasks.delete_many({"_id": {"$in": ids[:written]}})
+                if not failures or any(f.get("code") != 11000 for f in failures):
+                    raise
+                stored = {d["_id"] for d in self._tasks.find({"_id": {"$in": ids}}, {"_id": 1})}
+                taken = taken_ids(tasks, stored)
+                raise TaskAlreadyExists(f"task ids taken: {', '.join(taken)}", task_ids=taken) from exc
+            except PyMongoError:
+                # How far the insert got is unknown: remove this batch's documents (its ids,
+                # as yet unplaced, created at its times), if the server can still be reached.
+                created = sorted({t.create_date_time for t in tasks})
+                with contextlib.suppress(PyMongoError):
+                    self._tasks.delete_many({"_id": {"$in": ids}, _CREATED: {"$in": created}, _KEYS["epoch"]: 0})
+                raise
+        return list(tasks)
+
     def get(self, task_id: str) -> Task:
         """The task with this id.
 
@@ -192,9 +229,20 @@ class MongoTaskStore(TaskStore):
         for name, pattern in patterns.items():
             if pattern is not None:
                 where.setdefault("$and", []).append({_KEYS[name]: {"$regex": pattern, "$options": "i"}})
-        for name, since in (("create_date_time", query.created_after), ("update_date_time", query.updated_after)):
-            if since is not None:
-                where[_KEYS[name]] = {"$gte": since}
+        windows = (
+            ("create_date_time", query.created_after, query.created_before),
+            ("update_date_time", query.updated_after, query.updated_before),
+        )
+        for name, since, until in windows:
+            bounds = {op: v for op, v in (("$gte", since), ("$lt", until)) if v is not None}
+            if bounds:
+                where[_KEYS[name]] = bounds
+        if query.after is not None:
+            op = "$lt" if query.newest_first else "$gt"
+            created, last_id = query.after
+            where.setdefault("$and", []).append(
+                {"$or": [{_CREATED: {op: created}}, {_CREATED: created, _KEYS["id"]: {op: last_id}}]}
+            )
         states = [getattr(s, "value", s) for s in query.lifecycle_status or []]
         if query.unplaced:
             # Created, or Paused without an executor: an $or of the two is a full scan on

@@ -5,43 +5,41 @@ pause, resume, cancel, retry, ``offset``/``limit``)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
+from pydantic import ConfigDict
 
-from skalds.controller.models import SuccessResponse, TaskHeartbeat, TaskHistory, TaskPage, errors
+from skalds.controller.models import (
+    FilterResult,
+    SuccessResponse,
+    TaskBatch,
+    TaskHeartbeat,
+    TaskHistory,
+    TaskPage,
+    errors,
+)
+from skalds.core.lifecycle import Action
 from skalds.core.task import LIVE_STATES, Task, TaskLifecycleStatus
 from skalds.errors import ValidationFailed
-from skalds.ports.task_store import TaskQuery
+from skalds.service import bulk
 from skalds.service.requests import (
+    CreateBatchRequest,
     CreateTaskRequest,
+    FilterActionRequest,
     ReplaceAttachmentsRequest,
     SetStatusRequest,
+    TaskFilter,
     UpdateAttachmentsRequest,
 )
 from skalds.service.tasks import TaskService
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=errors(404, 409))
-STATES = {s.value.lower(): s for s in TaskLifecycleStatus}
-Pattern = Annotated[str | None, Query(max_length=200, description="Case-insensitive regular expression")]
 
 
 def _service(request: Request) -> TaskService:
     service: TaskService = request.app.state.skalds.tasks
     return service
-
-
-def _pattern(name: str, value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValidationFailed.of_fields(
-            "bad filter", [{"field": name, "message": f"not a regular expression: {exc}"}]
-        ) from exc
-    return value
 
 
 @router.post("", status_code=201, summary="Create a task", response_model=Task)
@@ -51,17 +49,28 @@ def create_task(body: CreateTaskRequest, request: Request) -> Task:
     return _service(request).create(body)
 
 
+@router.post("/batch", status_code=201, summary="Create many tasks, all or none", response_model=TaskBatch)
+def create_batch(body: CreateBatchRequest, request: Request) -> TaskBatch:
+    """Validate every task first: any bad one is a 422 naming each field at fault by its
+    index (``items.3.attachments.fixFrame``), an id given twice too; a taken id is a 409
+    naming it; in both cases nothing is stored. Then all are stored in one write and
+    dispatched together. At most ``controller.max_batch`` tasks (413 beyond)."""
+    tasks = bulk.create_many(_service(request), body.items)
+    return TaskBatch(items=tasks, total=len(tasks))
+
+
+class QueryFilter(TaskFilter):
+    """The filters as query parameters (beside paging parameters, hence no refusal of
+    other names)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 @router.get("", summary="List tasks", response_model=TaskPage)
 @router.get("/", include_in_schema=False, response_model=TaskPage)
 def list_tasks(
     request: Request,
-    lifecycle_status: Annotated[
-        list[str] | None, Query(alias="lifecycleStatus", max_length=20, description="States, or one pattern")
-    ] = None,
-    class_name: Annotated[Pattern, Query(alias="className")] = None,
-    id: Pattern = None,
-    executor: Annotated[str | None, Query(max_length=200)] = None,
-    source: Annotated[str | None, Query(max_length=200)] = None,
+    filters: Annotated[QueryFilter, Query()],
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000)] = 20,
     offset: Annotated[int | None, Query(ge=0, le=1_000_000_000)] = None,
@@ -70,35 +79,83 @@ def list_tasks(
 ) -> TaskPage:
     """Tasks, newest first, filtered and paged; ``total`` counts every match. States are exact
     names (any case, several allowed) or one regular expression; ``className`` and ``id`` are
-    case-insensitive regular expressions; ``executor`` and ``source`` are exact. Page with
+    case-insensitive regular expressions; ``executor`` and ``source`` are exact; the time
+    windows are epoch milliseconds (``…After`` inclusive, ``…Before`` exclusive). Page with
     ``page``/``pageSize`` (the original's) or ``offset``/``limit``."""
-    statuses, status_pattern = None, None
-    if lifecycle_status:
-        if all(v.lower() in STATES for v in lifecycle_status):
-            statuses = [STATES[v.lower()] for v in lifecycle_status]
-        elif len(lifecycle_status) == 1:
-            status_pattern = _pattern("lifecycleStatus", lifecycle_status[0])
-        else:
-            raise ValidationFailed.of_fields(
-                "bad filter", [{"field": "lifecycleStatus", "message": "several values must all be state names"}]
-            )
     size = limit if limit is not None else page_size
     start = offset if offset is not None else (page - 1) * size
-    query = TaskQuery(
-        lifecycle_status=statuses,
-        status_pattern=status_pattern,
-        class_pattern=_pattern("className", class_name),
-        id_pattern=_pattern("id", id),
-        executor=executor,
-        source=source,
-        newest_first=order == "newest",
-        offset=start,
-        limit=size,
-    )
+    query = filters.query(newest_first=order == "newest", offset=start, limit=size)
     found = _service(request).find(query)
     return TaskPage(
         items=found.items, total=found.total, page=start // size + 1, page_size=size, offset=start, limit=size
     )
+
+
+def _by_filter(
+    action: Action, request: Request, filters: TaskFilter, body: FilterActionRequest | None, every: bool
+) -> FilterResult:
+    if body is not None:
+        if filters.given():
+            raise ValidationFailed.of_fields(
+                "filter given twice",
+                [{"field": "body", "message": "give the filters in the body or in the query, not both"}],
+            )
+        filters, every = body, every or body.all
+    if not filters.given() and not every:
+        raise ValidationFailed.of_fields(
+            "no filter",
+            [{"field": "all", "message": f"give at least one filter, or all=true to {action.value} every task"}],
+        )
+    result = bulk.act_on_matching(_service(request), filters, action)
+    return FilterResult(
+        action=action.value, matched=result.matched, count=len(result.done), ids=result.done, skipped=result.skipped
+    )
+
+
+Every = Annotated[bool, Query(alias="all", description="With no filter: act on every task the action applies to")]
+FILTER_DOC = (
+    "Every task the filters match (those of `GET /api/tasks`, as query parameters or as a JSON body; "
+    "at least one, or `all`) in a state that allows the action, walked in creation order and changed "
+    "with one conditional write each: a task that ended or changed meanwhile is skipped and listed. "
+    "Tasks created after the request are left alone."
+)
+
+
+@router.post(
+    "/cancel", summary="Cancel every task a filter matches", response_model=FilterResult, description=FILTER_DOC
+)
+def cancel_matching(
+    request: Request,
+    filters: Annotated[QueryFilter, Query()],
+    body: FilterActionRequest | None = None,
+    every: Every = False,
+) -> FilterResult:
+    """Cancel every live task the filters match."""
+    return _by_filter(Action.CANCEL, request, filters, body, every)
+
+
+@router.post("/pause", summary="Pause every task a filter matches", response_model=FilterResult, description=FILTER_DOC)
+def pause_matching(
+    request: Request,
+    filters: Annotated[QueryFilter, Query()],
+    body: FilterActionRequest | None = None,
+    every: Every = False,
+) -> FilterResult:
+    """Pause every pausable task the filters match."""
+    return _by_filter(Action.PAUSE, request, filters, body, every)
+
+
+@router.post(
+    "/resume", summary="Resume every paused task a filter matches", response_model=FilterResult, description=FILTER_DOC
+)
+def resume_matching(
+    request: Request,
+    filters: Annotated[QueryFilter, Query()],
+    body: FilterActionRequest | None = None,
+    every: Every = False,
+) -> FilterResult:
+    """Resume every paused task the filters match."""
+    return _by_filter(Action.RESUME, request, filters, body, every)
 
 
 @router.get("/classnames", summary="Class names of the stored tasks", response_model=list[str])
