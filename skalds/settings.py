@@ -18,10 +18,14 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from skalds.config.paths import config_dir
-from skalds.config.schema import DEFAULT_CAPACITY, ControllerConf, MonitorConf, NodeConf, ReloadConf
+from skalds.config.schema import DEFAULT_CAPACITY, ControllerConf, DispatchConf, MonitorConf, NodeConf, ReloadConf
 from skalds.controller.access import split_keys
+from skalds.controller.dispatcher import DispatcherSettings
 from skalds.controller.monitor import MonitorSettings
+from skalds.core.dispatch import POLICIES
 from skalds.core.lifecycle import RetryPolicy
+from skalds.core.requirements import check_amounts
+from skalds.core.scheduler import RoundOptions
 from skalds.errors import ConfigError, ValidationFailed
 from skalds.node.agent import NodeSettings
 from skalds.node.lease import LeaseSettings
@@ -50,7 +54,8 @@ class Settings:
     dispatch_policy: str
     backend: dict[str, Any]
     pool_name: str
-    pool_classes: dict[str, str]
+    #: className -> import path, or -> ``{path, resources, requiredLabels, preferredLabels}``.
+    pool_classes: dict[str, Any]
     #: Retry settings of the pool's classes that set their own (task field names).
     pool_retries: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     pool_file: Path | None = None
@@ -59,6 +64,7 @@ class Settings:
     reload_debounce_s: float = ReloadConf.debounce_s
     max_request_bytes: int = ControllerConf.max_request_bytes
     max_event_bytes: int = ControllerConf.max_event_bytes
+    dispatch: DispatcherSettings = dataclasses.field(default_factory=DispatcherSettings)
     max_batch: int = ControllerConf.max_batch
     #: Access: operator and viewer keys, and the hosts and origins accepted (raw config values).
     access: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -140,12 +146,17 @@ def load_settings(cfg: DictConfig) -> Settings:
             f"capacity: must be an integer >= 1 (got {capacity!r}) (in {pool_file})", key="workers.capacity"
         )
     labels = {**(pool.get("labels") or {}), **(node_conf.labels or {})}
+    try:
+        offers = check_amounts({**(pool.get("offers") or {}), **(node_conf.offers or {})}, "offers")
+    except ValueError as exc:
+        raise ConfigError(f"node.offers / the pool's offers: {exc} (in {pool_file} or the command line)") from exc
     retry = RetryPolicy(node_conf.max_retries, node_conf.retry_backoff_s, node_conf.retry_backoff_max_s)
     node = NodeSettings(
         id=str(node_conf.id or socket.gethostname()),
         mode="edge" if mode == "edge" else "node",
         capacity=capacity,
         labels={str(k): str(v) for k, v in labels.items()},
+        offers=offers,
         lease=LeaseSettings(node_conf.lease_ttl_s, node_conf.lease_renew_interval_s, node_conf.fence_margin_s),
         self_fence=backend["kind"] == "distributed",
         retry=retry,
@@ -170,12 +181,19 @@ def load_settings(cfg: DictConfig) -> Settings:
         sweep_interval_s=monitor_conf.sweep_interval_s,
         retry=retry,
     )
-    dispatch = cfg.get("dispatch") or {}
-    policy = dispatch.get("policy") if isinstance(dispatch, dict | DictConfig) else None
-    if not policy:
+    dispatch_conf: DispatchConf = _section(cfg, "dispatch", DispatchConf)
+    policy = dispatch_conf.policy
+    if policy not in POLICIES:
         raise ConfigError(
-            "dispatch.policy: missing (pick one: dispatch=least_loaded, ...; conf/dispatch/)", key="dispatch.policy"
+            f"dispatch.policy: unknown policy {policy!r}; known: {', '.join(sorted(POLICIES))} (conf/dispatch/)",
+            key="dispatch.policy",
         )
+    dispatch = DispatcherSettings(
+        round=RoundOptions(aging_s=dispatch_conf.aging_s, sticky=dispatch_conf.sticky),
+        preempt=dispatch_conf.preempt,
+        spread_label=dispatch_conf.spread_label,
+        reason_refresh_s=dispatch_conf.reason_refresh_s,
+    )
     tasks_file = pool.get("tasks_file")
     return Settings(
         mode=mode,
@@ -188,7 +206,7 @@ def load_settings(cfg: DictConfig) -> Settings:
         dispatch_policy=str(policy),
         backend={str(k): v for k, v in backend.items()},
         pool_name=str(pool.get("name", "?")),
-        pool_classes={name: e.path for name, e in entries.items()},
+        pool_classes={name: e.catalog_entry() for name, e in entries.items()},
         pool_retries={name: e.retry_settings() for name, e in entries.items() if e.retry_settings()},
         pool_file=pool_file,
         tasks_file=Path(tasks_file) if tasks_file else None,
@@ -196,6 +214,7 @@ def load_settings(cfg: DictConfig) -> Settings:
         reload_debounce_s=reload_conf.debounce_s,
         max_request_bytes=controller.max_request_bytes,
         max_event_bytes=controller.max_event_bytes,
+        dispatch=dispatch,
         max_batch=controller.max_batch,
         access={
             "operator_keys": controller.api_keys,

@@ -62,7 +62,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class SkaldsSystem:
-    """One Skalds process: the parts its mode calls for, on one set of backends."""
+    """One Skalds process: the parts its mode calls for, on one set of backends (built on
+    :meth:`start`, or given: then several systems share them, e.g. a controller and nodes in
+    one test process, and the caller closes them)."""
 
     def __init__(
         self, settings: Settings, catalog: WorkerCatalog | None = None, backends: Backends | None = None
@@ -70,6 +72,7 @@ class SkaldsSystem:
         self.settings = settings
         self.catalog = catalog if catalog is not None else WorkerCatalog(settings.pool_classes, settings.pool_retries)
         self._backends = backends
+        self._own_backends = backends is None  # given ones are the giver's to close
         self.node: NodeAgent | None = None
         self.dispatcher: Dispatcher | None = None
         self.monitor: Monitor | None = None
@@ -138,7 +141,8 @@ class SkaldsSystem:
             self.hub.listeners.append(self.metrics.observe)
             self.feed = HubFeed(self.hub, b.bus, b.live, self.nodes, s.node.supervision.heartbeat_interval_s)
             self.feed.start()
-            self.dispatcher = Dispatcher(build_policy(s.dispatch_policy), b.bus, b.store, b.live)
+            policy = build_policy(s.dispatch_policy, spread_label=s.dispatch.spread_label)
+            self.dispatcher = Dispatcher(policy, b.bus, b.store, b.live, s.dispatch)
             self.dispatcher.start()
             self.monitor = Monitor(s.monitor, self.dispatcher, b.bus, b.store, b.live, on_nodes=self.nodes.observe)
             self.monitor.start()
@@ -275,7 +279,7 @@ class SkaldsSystem:
             self.monitor.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
-        if self._backends is not None:
+        if self._backends is not None and self._own_backends:
             self._backends.close()
         if self._socket is not None:
             self._socket.close()

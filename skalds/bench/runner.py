@@ -5,14 +5,19 @@ separate client process (latency under load, task starts per second, time until 
 optionally a larger burst through the batch endpoint (``bench.large_burst``); a steady state
 with N tasks running (CPU of the Skalds process and its launcher, USS per worker, heartbeat
 age); attachment updates over HTTP and by saving the pool YAML (until the update handler
-returned); cancels (until the process is gone); the time each kind of Skalds process needs from its
-start until it is ready (:mod:`skalds.bench.startup`). Worker-side times come through the
-status events nodes publish. Results go to ``results.json`` in the Hydra job directory, and a table
-of them to stdout.
+returned); cancels (until the process is gone); optionally a larger burst through the batch
+endpoint; on the distributed backends, the failover of a killed node; the time each kind of
+Skalds process needs from its start until it is ready (:mod:`skalds.bench.startup`).
+``bench.phases`` picks among them; ``makespan`` (not in the default list) runs N short tasks
+of ``bench.task_s`` each on one node of ``node.capacity`` slots and reports how long all of
+them took against the floor N x task_s / capacity, and how fast a freed slot was filled.
+Worker-side times come through the status events nodes publish. Results go to
+``results.json`` in the Hydra job directory, and a table of them to stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +50,22 @@ from skalds.system import SkaldsSystem
 logger = logging.getLogger(__name__)
 
 BENCH_CLASS = {"BenchWorker": "skalds.bench.worker:BenchWorker"}
+#: The phases, in the order they run (``makespan`` on a system of its own, last).
+PHASES = (
+    "dispatch",
+    "burst",
+    "steady",
+    "updates",
+    "yaml_updates",
+    "event_stream",
+    "cancels",
+    "large_burst",
+    "failover",
+    "startup",
+    "makespan",
+)
+#: The phases run unless ``bench.phases`` says otherwise.
+DEFAULT_PHASES = PHASES[:-1]
 
 
 @dataclass(frozen=True)
@@ -57,6 +79,9 @@ class BenchSettings:
     timeout_s: float = 120.0
     memory_sample: int = 50
     failover_tasks: int = 10
+    phases: tuple[str, ...] = DEFAULT_PHASES
+    #: How long each task of the makespan phase runs, in seconds.
+    task_s: float = 1.0
     event_samples: int = 100
     start_samples: int = 100
     large_burst: int = 0
@@ -65,14 +90,25 @@ class BenchSettings:
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> BenchSettings:
-        values = OmegaConf.to_container(cfg.get("bench") or {}, resolve=True)
-        if not isinstance(values, dict):
+        raw = OmegaConf.to_container(cfg.get("bench") or {}, resolve=True)
+        if not isinstance(raw, dict):
             raise ConfigError("bench: must be a mapping (conf/mode/bench.yaml)", key="bench")
-        bench = settings_from(cls, {str(k): v for k, v in values.items()}, "bench", "conf/mode/bench.yaml")
+        values = {str(k): v for k, v in raw.items()}
+        if "phases" in values:
+            phases = values["phases"]
+            values["phases"] = tuple(phases) if isinstance(phases, list | tuple) else (str(phases),)
+        bench = settings_from(cls, values, "bench", "conf/mode/bench.yaml")
         if bench.tasks < 1 or bench.samples < 1 or bench.start_samples < 1:
             raise ConfigError("bench.tasks, bench.samples, bench.start_samples: must be >= 1", key="bench.tasks")
         if bench.large_burst_via not in ("batch", "posts"):
             raise ConfigError("bench.large_burst_via: batch or posts", key="bench.large_burst_via")
+        unknown = [p for p in bench.phases if p not in PHASES]
+        if unknown:
+            raise ConfigError(
+                f"bench.phases: unknown phase {unknown[0]!r}; known: {', '.join(PHASES)}", key="bench.phases"
+            )
+        if bench.task_s <= 0:
+            raise ConfigError(f"bench.task_s: must be > 0 (got {bench.task_s})", key="bench.task_s")
         return bench
 
 
@@ -341,19 +377,42 @@ class Bench:
             for task_id in ids:
                 self.http.post(f"/api/tasks/{task_id}/cancel")
 
+    def makespan(self, capacity: int) -> None:
+        """N tasks of ``task_s`` each, created at once on a node of ``capacity`` slots: the
+        time from the first POST to the last task's end, against the floor N x task_s /
+        capacity; and each refill: the k-th task to end -> the (capacity + k)-th to start."""
+        ids = [f"m{self.run_id}-{i:05d}" for i in range(self.bench.tasks)]
+        bodies = [{"id": t, "className": "BenchWorker", "attachments": {"run_s": self.bench.task_s}} for t in ids]
+        progress = Progress(f"{len(ids)} tasks of {self.bench.task_s:g}s", len(ids))
+        t0 = time.time()
+        with ThreadPoolExecutor(self.bench.http_concurrency) as pool:
+            list(pool.map(lambda body: self.http.post("/api/tasks", json=body).raise_for_status(), bodies))
+        floor = len(ids) * self.bench.task_s / capacity
+        timeout = max(self.bench.timeout_s, 10 * floor)
+
+        def all_ended() -> bool:
+            done = sum(t in self.recorder.exited for t in ids)
+            progress.update(done)
+            return done == len(ids)
+
+        self.recorder.wait(all_ended, timeout, f"{len(ids)} short tasks ended")
+        ends = sorted(self.recorder.exited[t] for t in ids)
+        starts = sorted(self.recorder.started[t] for t in ids)
+        refills = [start - end for start, end in zip(starts[capacity:], ends, strict=False)]
+        self.figures["makespan_s"] = round(ends[-1] - t0, 2)
+        self.figures["makespan_floor_s"] = round(floor, 2)
+        self.figures["refill_ms"] = summarize(refills, 1000)
+
     def close(self) -> None:
         self.recorder.close()
         self.http.close()
 
 
-def write_pool(path: Path, value: int = 0) -> None:
-    """The benchmark's pool file: the bench class and one declared task (saved atomically,
-    as editors do)."""
-    pool = {
-        "name": "bench",
-        "classes": BENCH_CLASS,
-        "tasks": {"bench-yaml": {"className": "BenchWorker", "attachments": {"value": value}}},
-    }
+def write_pool(path: Path, value: int = 0, *, declared: bool = True) -> None:
+    """The benchmark's pool file: the bench class and (``declared``) one declared task, saved
+    atomically, as editors do."""
+    tasks = {"bench-yaml": {"className": "BenchWorker", "attachments": {"value": value}}} if declared else {}
+    pool = {"name": "bench", "classes": BENCH_CLASS, "tasks": tasks}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(yaml.safe_dump(pool, sort_keys=False))
     tmp.replace(path)
@@ -368,59 +427,37 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     pool_file = out / "bench_pool.yaml"
     write_pool(pool_file)
     settings = load_settings(cfg)
-    room = max(bench.tasks, bench.large_burst) + 1
-    node = dataclasses.replace(settings.node, capacity=max(settings.node.capacity, room))
-    backend = dict(settings.backend)
-    if backend.get("kind") == "local":
-        backend["sqlite_path"] = str(out / "data" / "tasks.db")  # a fresh store per job
-    settings = dataclasses.replace(
-        settings,
-        mode="bench",
-        node=node,
-        backend=backend,
-        pool_file=pool_file,
-        tasks_file=None,
-        pool_classes=dict(BENCH_CLASS),
-    )
     started = time.time()
-    system = SkaldsSystem(settings).start()
-    server = thread = None
-    runner: Bench | None = None
-    try:
-        server, thread, url = serve(system.app)
-        runner = Bench(system, bench, url, pool_file)
-        runner.dispatch()
-        runner.burst()
-        runner.steady()
-        runner.updates()
-        runner.yaml_updates()
-        runner.event_stream()
-        runner.cancels()
-        if bench.large_burst > 0:
-            runner.large_burst()
-        if settings.backend.get("kind") == "distributed":
-            node_id = f"bench-victim-{runner.run_id}"
-            victim = process_command(
-                settings,
-                "node",
-                f"node.id={node_id}",
-                f"reload.pool_file={pool_file}",
-                f"node.lease_ttl_s={settings.node.lease.ttl_s}",
-                f"node.heartbeat_interval_s={settings.node.supervision.heartbeat_interval_s}",
-                "log_level=WARNING",
-            )
-            runner.failover(node_id, victim, process_env(settings))
-        if bench.startup_samples > 0:
-            runner.figures.update(
-                startup_figures(settings, system.backends.live, bench.startup_samples, out, bench.timeout_s)
-            )
-    finally:
-        if runner is not None:
-            runner.close()
-        if server is not None:
-            server.should_exit = True
-            thread.join(timeout=10)  # type: ignore[union-attr]
-        system.stop()
+    figures: dict[str, Any] = {}
+    main_phases = [p for p in bench.phases if p != "makespan"]
+    if main_phases:
+        # Every task of these phases runs at once: the node has a slot for each.
+        capacity = max(settings.node.capacity, bench.tasks + 1, bench.large_burst + 1)
+        with _running(settings, bench, pool_file, out / "data", capacity) as runner:
+            for phase in main_phases:
+                if phase == "failover":
+                    if settings.backend.get("kind") == "distributed":
+                        node_id = f"bench-victim-{runner.run_id}"
+                        runner.failover(node_id, _victim_command(settings, node_id, pool_file), process_env(settings))
+                elif phase == "large_burst":
+                    if bench.large_burst > 0:
+                        runner.large_burst()
+                elif phase == "startup":
+                    if bench.startup_samples > 0:
+                        live = runner.system.backends.live
+                        runner.figures.update(
+                            startup_figures(settings, live, bench.startup_samples, out, bench.timeout_s)
+                        )
+                else:
+                    getattr(runner, phase)()
+            figures.update(runner.figures)
+    if "makespan" in bench.phases:
+        capacity = settings.node.capacity
+        bare_pool = out / "makespan_pool.yaml"
+        write_pool(bare_pool, declared=False)  # every slot for the short tasks
+        with _running(settings, bench, bare_pool, out / "makespan-data", capacity) as runner:
+            runner.makespan(capacity)
+            figures.update(runner.figures)
     results = {
         "config": {
             "tasks": bench.tasks,
@@ -431,14 +468,60 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
             "backend": settings.backend.get("kind"),
             "dispatch": settings.dispatch_policy,
             "heartbeat_interval_s": settings.node.supervision.heartbeat_interval_s,
+            **({"capacity": settings.node.capacity, "task_s": bench.task_s} if "makespan" in bench.phases else {}),
         },
         "job": job_info(),
         "machine": machine_info(),
         "started_at": started,
         "duration_s": round(time.time() - started, 2),
-        "figures": runner.figures if runner else {},
+        "figures": figures,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     logger.info("benchmark results in %s: %s", out / "results.json", json.dumps(results["figures"]))
     print(f"{run_text(results)}\nresults: {out / 'results.json'}\n", flush=True)
     return results
+
+
+def _victim_command(settings: Any, node_id: str, pool_file: Path) -> list[str]:
+    """The command of the node the failover phase kills: this run's settings, its own id."""
+    return process_command(
+        settings,
+        "node",
+        f"node.id={node_id}",
+        f"reload.pool_file={pool_file}",
+        f"node.lease_ttl_s={settings.node.lease.ttl_s}",
+        f"node.heartbeat_interval_s={settings.node.supervision.heartbeat_interval_s}",
+        "log_level=WARNING",
+    )
+
+
+@contextlib.contextmanager
+def _running(settings: Any, bench: BenchSettings, pool_file: Path, data: Path, capacity: int) -> Iterator[Bench]:
+    """A system of the benchmark's settings with nodes of ``capacity`` slots, its API served,
+    and a :class:`Bench` on it; stopped when the block ends."""
+    backend = dict(settings.backend)
+    if backend.get("kind") == "local":
+        backend["sqlite_path"] = str(data / "tasks.db")  # a fresh store per job
+    settings = dataclasses.replace(
+        settings,
+        mode="bench",
+        node=dataclasses.replace(settings.node, capacity=capacity),
+        backend=backend,
+        pool_file=pool_file,
+        tasks_file=None,
+        pool_classes=dict(BENCH_CLASS),
+    )
+    system = SkaldsSystem(settings).start()
+    server = thread = None
+    runner: Bench | None = None
+    try:
+        server, thread, url = serve(system.app)
+        runner = Bench(system, bench, url, pool_file)
+        yield runner
+    finally:
+        if runner is not None:
+            runner.close()
+        if server is not None:
+            server.should_exit = True
+            thread.join(timeout=10)  # type: ignore[union-attr]
+        system.stop()

@@ -54,6 +54,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("worker_uss_mib", "memory per worker, USS", "MiB"),
     Figure("heartbeat_age_ms", "heartbeat age", "ms"),
     Figure("failover_s", "failover of a killed node", "s"),
+    Figure("makespan_s", "makespan, N short tasks", "s", "makespan of N short tasks", "measured"),
+    Figure("makespan_floor_s", "makespan floor", "s", "makespan of N short tasks", "floor N x task_s / capacity"),
+    Figure("refill_ms", "slot refill: a task ends -> the next starts", "ms"),
     *(
         Figure(f"{what}_{kind}_s", f"{label} {kind}", "s")
         for kind in ("standalone", "controller", "node", "edge")

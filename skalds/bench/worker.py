@@ -9,20 +9,25 @@ from skalds.worker.baseclass import BaseTaskWorker, run_main_handler, update_eve
 
 
 class BenchModel(BaseModel):
-    """A value to update, and how often the main loop wakes up."""
+    """A value to update, how often the main loop wakes up, and how long it runs."""
 
     value: int = 0
     tick_s: float = Field(0.5, gt=0)
+    #: Finish by itself after this many seconds (0: run until cancelled).
+    run_s: float = Field(0.0, ge=0)
 
 
 class BenchWorker(BaseTaskWorker[BenchModel]):
-    """Runs until cancelled; applies updates by storing the value."""
+    """Runs until cancelled (or for ``run_s``); applies updates by storing the value."""
 
     def initialize(self, data: BenchModel) -> None:
-        self.data, self.tick_s = data, data.tick_s
+        self.data, self.tick_s, self.run_s = data, data.tick_s, data.run_s
 
     @run_main_handler
     def main(self) -> None:
+        if self.run_s:
+            self.sleep(self.run_s)  # a short task: done after run_s (or at once on cancel)
+            return
         while self.wait_if_paused() and self.sleep(self.tick_s):
             pass
 

@@ -61,6 +61,10 @@ class NodeConf:
     labels: dict[str, str] = field(
         default_factory=dict, metadata={"help": "labels shown in /api/skalds, added to the pool's labels"}
     )
+    offers: dict[str, float] = field(
+        default_factory=dict,
+        metadata={"help": "named resources this node offers (cpu, memory_mb, gpu, any name), over the pool's offers"},
+    )
     heartbeat_interval_s: float = setting(1.0, "worker heartbeats (progress) to the node and the live state", min=0.01)
     heartbeat_timeout_s: float = setting(10.0, "a worker silent this long is killed and retried", min=0.1)
     lease_ttl_s: float = setting(2.5, "a node silent this long is lost; its tasks move", min=0.1)
@@ -92,6 +96,25 @@ class NodeConf:
 
 
 @dataclass
+class DispatchConf:
+    """``dispatch.*``: how the controller places tasks (``dispatch=<policy>`` picks a file of
+    ``conf/dispatch/``)."""
+
+    policy: str = setting("least_loaded", "least_loaded, round_robin, binpack, random or spread (dispatch=<name>)")
+    spread_label: str = setting("zone", "spread: the node label whose values tasks are spread across")
+    aging_s: float = setting(
+        60.0, "a waiting task's priority grows by 1 for every this many seconds it waits (0: no aging)", min=0
+    )
+    sticky: bool = setting(True, "prefer the node a task last ran on")
+    preempt: bool = setting(
+        False, "a task with no room displaces the lowest-priority Running task below it (no retry consumed)"
+    )
+    reason_refresh_s: float = setting(
+        5.0, "a waiting task's queue position in pendingReason is rewritten at most this often", min=0.1
+    )
+
+
+@dataclass
 class MonitorConf:
     """``monitor.*``: failure detection on the controller."""
 
@@ -110,18 +133,19 @@ class ReloadConf:
 
 @dataclass
 class SkaldsConf:
-    """The whole tree (groups ``backend``, ``dispatch``, ``workers`` and ``bench`` are composed
-    from ``conf/``; their keys are checked where they are read)."""
+    """The whole tree (groups ``backend``, ``workers`` and ``bench`` are composed from
+    ``conf/``; their keys are checked where they are read; ``dispatch`` is a group too, whose
+    files set keys of :class:`DispatchConf`)."""
 
     mode: str = setting("standalone", "standalone, or with +mode=: controller, node, edge, bench")
     data_dir: str = setting("./.skalds", "where the embedded backends keep their files (SQLite)")
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING, ERROR")
     controller: ControllerConf = field(default_factory=ControllerConf)
     node: NodeConf = field(default_factory=NodeConf)
+    dispatch: DispatchConf = field(default_factory=DispatchConf)
     monitor: MonitorConf = field(default_factory=MonitorConf)
     reload: ReloadConf = field(default_factory=ReloadConf)
     backend: Any = None
-    dispatch: Any = None
     workers: Any = None
     bench: Any = None
 

@@ -143,6 +143,12 @@ class Skald(Body):
     capacity: int
     running: int
     labels: dict[str, str]
+    offers: dict[str, float] = Field(
+        default_factory=dict, description="Named resources it offers besides its capacity (cpu, gpu, ...)"
+    )
+    class_specs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="className -> what each of its tasks needs here (resources, labels)"
+    )
     draining: bool
     host: str
     pid: int

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from skalds.config.schema import DEFAULTS, default_retry_policy
 from skalds.controller.dispatcher import Dispatcher
-from skalds.core.events import ControlAction, ControlEvent, StatusEvent, TaskEvent, Topic
+from skalds.core.dispatch import waiting_event
+from skalds.core.events import ControlAction, ControlEvent, StatusEvent, Topic
 from skalds.core.lifecycle import Action, RetryPolicy, ended_attempt, plan
 from skalds.core.records import NodeInfo
 from skalds.core.task import ACTIVE_STATES, AttemptOutcome, Task, TaskError, TaskLifecycleStatus, now_ms
@@ -135,6 +136,7 @@ class Monitor:
         nodes = self.live.nodes()
         if self.on_nodes is not None:
             self.on_nodes(nodes)
+        self.dispatcher.nodes_seen(nodes)
         live = {n.id for n in nodes}
         marks = self.store.node_marks()
         counts = self.store.count_active_by_executor()
@@ -166,16 +168,15 @@ class Monitor:
         return out
 
     def sweep(self) -> None:
-        """Offer every task that waits for a node to the dispatcher again (an event was
-        missed, or no node had a free slot when it was created). Tasks changed within the
-        last sweep interval are left to their own event, still on its way: a script that
-        creates a task and then names its executor (the seed's way) must not have it placed
-        elsewhere in between."""
+        """Give the dispatcher every task that waits for a node, as the store has it now (an
+        event was missed, or a task changed), and have it run a round (one indexed query).
+        Tasks changed within the last sweep interval that it does not know yet are left to
+        their own event, still on its way: a script that creates a task and then names its
+        executor (the seed's way) must not have it placed elsewhere in between."""
+        read_at = time.monotonic()
         waiting = self.store.find(TaskQuery(unplaced=True, limit=100_000))
         settled = now_ms() - int(self.settings.sweep_interval_s * 1000)
-        due = [t.id for t in waiting.items if t.update_date_time < settled]
-        if due:
-            self.dispatcher.submit(due)
+        self.dispatcher.resync(waiting.items, settled, read_at)
 
     def _recover_node(self, executor: str) -> None:
         page = self.store.find(TaskQuery(lifecycle_status=sorted(ACTIVE_STATES), executor=executor, limit=100_000))
@@ -227,4 +228,4 @@ class Monitor:
                 written.attempt,
                 self.settings.retry.for_task(written).max_retries,
             )
-        self.bus.publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
+        self.bus.publish(Topic.TASK_ASSIGN, task.id, waiting_event(written).to_value())

@@ -37,6 +37,7 @@ class ControlAction(enum.StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     CANCEL = "cancel"
+    PREEMPT = "preempt"  # stop the copy at this epoch and hand the task back (no retry consumed)
 
 
 class ExitKind(enum.StrEnum):
@@ -46,6 +47,7 @@ class ExitKind(enum.StrEnum):
     FAILED = "failed"  # a hook raised
     LOST = "lost"  # died without reporting: killed from outside, crashed, or went silent
     STOPPED = "stopped"  # its node stopped it on purpose (cancel, fencing, shutdown)
+    PREEMPTED = "preempted"  # its node stopped it for a higher priority task, and handed it back
     SELF_FENCED = "self_fenced"  # it stopped itself: it had not heard its node's lease in time
 
 
@@ -61,7 +63,13 @@ class TaskEvent(_Payload):
     """ "Look at these tasks": published on ``task.assign`` by whoever created or requeued
     them (the dispatcher places them), and by the dispatcher once placed (the executor starts
     them). The seed's fields are all here; its scripts publish ``task_ids`` only, on any task
-    topic, and that still works."""
+    topic, and that still works.
+
+    ``executor`` and ``epoch`` name the placement an event announces: only that node acts.
+    ``placer`` says who places a task that waits: ``dispatcher``, or the node it is bound to;
+    other nodes skip the event without reading the store. An event with neither (the seed's)
+    makes every node look the tasks up, as the seed's nodes did.
+    """
 
     id: str | None = None
     title: str | None = None
@@ -72,6 +80,7 @@ class TaskEvent(_Payload):
     task_ids: list[str] = Field(default_factory=list)
     executor: str | None = None
     epoch: int | None = None
+    placer: str | None = None
 
 
 class UpdateTaskWorkerEvent(_Payload):
@@ -86,6 +95,7 @@ class ControlEvent(_Payload):
     task_id: str
     action: ControlAction
     epoch: int | None = None
+    reason: str | None = None  # why, for the node's log (a preemption names its task)
 
 
 class UpdateEvent(_Payload):

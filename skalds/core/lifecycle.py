@@ -141,6 +141,8 @@ def plan(
     if action is Action.START:
         # A new attempt runs: the previous attempt's error is history now (in ``attempts``).
         fields.update(started_at=now_ms(), retry_at=None, **failure_fields(None))
+    if target not in (S.CREATED, S.PAUSED):
+        fields["pending_reason"] = None  # placed, or ended: it no longer waits for a node
     fields.update(changes)
     expect: dict[str, Any] = {"lifecycle_status": task.lifecycle_status, "epoch": task.epoch}
     if action is Action.UPDATE:

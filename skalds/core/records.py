@@ -31,6 +31,11 @@ class NodeInfo:
     pid: int = 0
     host: str = ""
     draining: bool = False
+    #: Named resources the node offers besides its ``capacity`` slots (``cpu``, ``gpu``, ...).
+    offers: dict[str, float] = field(default_factory=dict)
+    #: className -> what each task of it needs here (:class:`~skalds.core.requirements.ClassSpec`
+    #: as a dict), for the classes whose pool declares any.
+    class_specs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: CPU (100 = one core) and resident memory of the node's process tree, when known.
     cpu_percent: float | None = None
     memory_mb: float | None = None

@@ -80,6 +80,13 @@ class TaskMode(enum.StrEnum):
         return {m.value for m in cls}
 
 
+class DependencyCondition(enum.StrEnum):
+    """When the tasks a task depends on let it start."""
+
+    RUNNING = "running"  # each has started: Running (or Paused on a node), or Finished already
+    FINISHED = "finished"  # each has Finished
+
+
 class AttemptOutcome(enum.StrEnum):
     """How one run of a task ended."""
 
@@ -173,6 +180,19 @@ class Task(BaseModel):
     #: Only this node may run the task (an edge node's declared tasks); None = any node.
     pinned_node: str | None = None
     priority: int = 0
+    #: Slots and named resources one run needs (``slots``, ``cpu``, ``memory_mb``, ``gpu``, any
+    #: name a node offers), over what its class declares; a run takes one slot unless it says.
+    resources: dict[str, float] = Field(default_factory=dict)
+    #: Labels a node must carry (every one of them) to run the task, over its class's.
+    required_labels: dict[str, str] = Field(default_factory=dict)
+    #: Labels preferred among the nodes that can run it, over its class's.
+    preferred_labels: dict[str, str] = Field(default_factory=dict)
+    #: When ``dependencies`` let the task start.
+    dependency_condition: DependencyCondition = DependencyCondition.FINISHED
+    #: What the task holds on its executor while placed there (written by its placement).
+    holds: dict[str, float] | None = None
+    #: Why the task waits for a node, while it does (None once placed).
+    pending_reason: str | None = None
     epoch: int = 0
     attempt: int = 0
     desired_version: int = 0
@@ -204,9 +224,13 @@ class Task(BaseModel):
     started_at: int | None = None
     create_date_time: int = Field(default_factory=now_ms)
     update_date_time: int = Field(default_factory=now_ms)
+    #: A start deadline (epoch ms): a task that has not begun a first run by then is Failed;
+    #: one that has run is never stopped or failed by it.
     deadline_date_time: int | None = None
 
-    @field_validator("create_date_time", "update_date_time", "started_at", "retry_at", mode="before")
+    @field_validator(
+        "create_date_time", "update_date_time", "started_at", "retry_at", "deadline_date_time", mode="before"
+    )
     @classmethod
     def _as_ms(cls, value: Any) -> Any:
         return to_ms(value)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skalds.config.schema import DEFAULT_CAPACITY, DEFAULTS, default_retry_policy
-from skalds.core.dispatch import needs_placement
+from skalds.core.dispatch import needs_placement, waiting_event
 from skalds.core.events import NODE_TOPICS, ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent, seed_task_ids
 from skalds.core.lifecycle import Action, RetryPolicy
 from skalds.core.records import NodeInfo
@@ -65,6 +65,8 @@ class NodeSettings:
     mode: str = "node"
     capacity: int = DEFAULT_CAPACITY
     labels: dict[str, str] = field(default_factory=dict)
+    #: Named resources offered besides the slots (``cpu``, ``memory_mb``, ``gpu``, ...).
+    offers: dict[str, float] = field(default_factory=dict)
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     self_fence: bool = False
     retry: RetryPolicy = field(default_factory=default_retry_policy)
@@ -119,6 +121,7 @@ class NodeAgent:
             self.running_count,
             self.start_task,
             lease_held=lambda: self.lease.current() is not None,
+            spec=catalog.spec,
         )
         self.reconciler = Reconciler(
             self.id,
@@ -214,7 +217,7 @@ class NodeAgent:
             return False
         logger.info("task %s handed back by node %s: %s", task.id, self.id, reason)
         try:
-            self.bus.publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
+            self.bus.publish(Topic.TASK_ASSIGN, task.id, waiting_event(task).to_value())
         except BackendUnavailable:
             pass  # the monitor's sweep places it
         return True
@@ -227,7 +230,10 @@ class NodeAgent:
         seed_ids = seed_task_ids(value)
         if topic == Topic.TASK_ASSIGN:
             assign = TaskEvent.model_validate(value)
-            if assign.executor in (None, self.id):
+            # Only events addressed to this node: its placements, and the waiting tasks it
+            # places itself. A seed script's event names neither: look each task up.
+            mine = assign.executor == self.id if assign.executor is not None else assign.placer in (None, self.id)
+            if mine:
                 for task_id in assign.task_ids:
                     self.start_task(task_id)
         elif topic == Topic.TASK_UPDATE_ATTACHMENT:
@@ -269,6 +275,10 @@ class NodeAgent:
             return  # not here, or about an older copy of the task
         if control.action is ControlAction.CANCEL:
             self.supervisor.stop(handle, "cancelled")
+        elif control.action is ControlAction.PREEMPT:
+            if control.epoch == handle.epoch:  # only the very copy the dispatcher chose
+                logger.info("task %s preempted on %s epoch=%d", control.task_id, self.id, handle.epoch)
+                self.supervisor.stop(handle, control.reason or "preempted by a higher priority task", preempted=True)
         elif control.action is ControlAction.PAUSE:
             handle.paused = handle.send(Pause())
         elif control.action is ControlAction.RESUME:
@@ -399,6 +409,8 @@ class NodeAgent:
             capacity=self.settings.capacity,
             running=len(self.workers),
             labels=dict(self.settings.labels),
+            offers=dict(self.settings.offers),
+            class_specs=self.catalog.specs(),
             schemas=self._schemas,
             files=self.files_status(),
             instance=self.instance,

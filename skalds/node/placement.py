@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from skalds.core.dispatch import assignment, bound_node, needs_placement
 from skalds.core.events import TaskEvent, Topic
+from skalds.core.requirements import NO_SPEC, ClassSpec, needs
 from skalds.core.task import Task, TaskLifecycleStatus, now_ms
 from skalds.errors import BackendUnavailable, InvalidTransition, StaleWrite, TaskNotFound
 from skalds.ports.event_bus import EventBus
@@ -36,10 +37,12 @@ class SelfPlacement:
         running: Callable[[], int],
         start_later: Callable[[str], None],
         lease_held: Callable[[], bool] = lambda: True,
+        spec: Callable[[str], ClassSpec] = lambda name: NO_SPEC,
     ) -> None:
         """``running`` counts the workers the node holds now; ``start_later(task_id)`` is
         called (on a timer thread) when a task held back by its retry backoff is due;
-        ``lease_held`` says whether the node's lease is fresh now."""
+        ``lease_held`` says whether the node's lease is fresh now; ``spec(className)`` what a
+        task of a class needs here (recorded as what the task holds)."""
         self.node_id = node_id
         self.store = store
         self.bus = bus
@@ -47,6 +50,7 @@ class SelfPlacement:
         self.running = running
         self.start_later = start_later
         self.lease_held = lease_held
+        self.spec = spec
         self._timers: dict[str, threading.Timer] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -75,8 +79,9 @@ class SelfPlacement:
                 "task %s waits: its node %s runs %d task(s), its capacity", task.id, self.node_id, self.capacity
             )
             return None
+        holds = needs(task.resources, task.required_labels, task.preferred_labels, self.spec(task.class_name)).resources
         try:
-            written = self.store.apply(assignment(task, self.node_id, reason="its own node placed it"))
+            written = self.store.apply(assignment(task, self.node_id, holds=holds, reason="its own node placed it"))
         except (StaleWrite, InvalidTransition, TaskNotFound):
             return None  # placed by the dispatcher, or cancelled, meanwhile
         why = "pinned here" if task.pinned_node == self.node_id else "its executor was set to this node"

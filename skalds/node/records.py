@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from skalds.core.events import ExitKind, StatusEvent, TaskEvent, Topic
+from skalds.core.dispatch import waiting_event
+from skalds.core.events import ExitKind, StatusEvent, Topic
 from skalds.core.lifecycle import Action, RetryPolicy, ended_attempt, plan
 from skalds.core.task import Attempt, AttemptOutcome, Task, TaskError, TaskLifecycleStatus, failure_fields, now_ms
 from skalds.errors import BackendUnavailable, InvalidTransition, SkaldsError, StaleWrite, TaskNotFound
@@ -111,7 +112,8 @@ class RecordKeeper:
         """Record how the worker ended; return the task's end state if the task ended
         (Finished, Failed, Cancelled), None if it goes on (retried, handed back, moved)."""
         kind = result.kind
-        if kind is ExitKind.STOPPED or (self.stopping() and kind in (ExitKind.LOST, ExitKind.SELF_FENCED)):
+        stopped_anyway = (ExitKind.LOST, ExitKind.SELF_FENCED, ExitKind.PREEMPTED)
+        if kind is ExitKind.STOPPED or (self.stopping() and kind in stopped_anyway):
             # Stopped on purpose: whoever asked wrote the task's state already (cancel), or
             # the node hands it back once every worker is gone (shutdown).
             logger.info("task %s stopped on node %s (%s)", handle.task_id, self.node_id, handle.stop_reason or kind)
@@ -119,6 +121,11 @@ class RecordKeeper:
             return None if self.stopping() else self._ended_by_others(handle)
         if kind is ExitKind.SELF_FENCED:
             self._hand_back(handle, "its node lost contact with its lease; the worker stopped itself")
+            return None
+        if kind is ExitKind.PREEMPTED:
+            # Gone before the task is handed back, so its next copy never overlaps this one.
+            self.publish_status(handle.task_id, None, handle.epoch, exit=kind, reason=handle.stop_reason)
+            self._hand_back(handle, handle.stop_reason or "preempted", AttemptOutcome.PREEMPTED)
             return None
         if kind is ExitKind.LOST:
             return self._retry_or_fail(handle, result.error or TaskError(message="worker lost"))
@@ -186,19 +193,26 @@ class RecordKeeper:
             error=error.message,
             cause=AttemptOutcome.WORKER_LOST.value,
         )
-        self.bus.publish(Topic.TASK_ASSIGN, handle.task_id, TaskEvent(task_ids=[handle.task_id]).to_value())
+        self.bus.publish(Topic.TASK_ASSIGN, handle.task_id, waiting_event(written).to_value())
         return None
 
-    def _hand_back(self, handle: WorkerHandle, reason: str) -> None:
+    def _hand_back(
+        self, handle: WorkerHandle, reason: str, outcome: AttemptOutcome = AttemptOutcome.HANDED_BACK
+    ) -> None:
+        """Give the task back for placement (no retry consumed), if this node still owns it."""
         task = self._owned(handle)
         if task is None:
             return
         try:
-            self.store.apply(plan(task, Action.REQUEUE, ended=ended_attempt(task, AttemptOutcome.HANDED_BACK, reason)))
+            written = self.store.apply(
+                plan(
+                    task, Action.REQUEUE, ended=ended_attempt(task, outcome, reason), actor=self.node_id, reason=reason
+                )
+            )
         except (StaleWrite, InvalidTransition):
             return
-        logger.warning("task %s handed back by node %s: %s", handle.task_id, self.node_id, reason)
-        self.bus.publish(Topic.TASK_ASSIGN, handle.task_id, TaskEvent(task_ids=[handle.task_id]).to_value())
+        logger.warning("task %s handed back by node %s epoch=%d: %s", handle.task_id, self.node_id, task.epoch, reason)
+        self.bus.publish(Topic.TASK_ASSIGN, handle.task_id, waiting_event(written).to_value())
 
     def _owned(self, handle: WorkerHandle) -> Task | None:
         """The task, if this node still owns it at the handle's epoch."""

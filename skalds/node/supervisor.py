@@ -76,6 +76,7 @@ class WorkerHandle:
     applied_version: int = 0
     outcome: Outcome | None = None
     stop_reason: str | None = None  # why the node is stopping it, if it is
+    preempted: bool = False  # stopped for a higher priority task: its task goes back to waiting
     kill_stage: int = 0  # 0 asked nicely, 1 SIGTERM sent, 2 SIGKILL sent
     deadline: float | None = None  # monotonic time of the next escalation
     eof: bool = False
@@ -212,12 +213,14 @@ class Supervisor:
         self._wake()
         return handle
 
-    def stop(self, handle: WorkerHandle, reason: str, grace_s: float | None = None) -> None:
-        """Stop a worker: stop flag now, SIGTERM after the grace period, SIGKILL after that."""
+    def stop(self, handle: WorkerHandle, reason: str, grace_s: float | None = None, *, preempted: bool = False) -> None:
+        """Stop a worker: stop flag now, SIGTERM after the grace period, SIGKILL after that.
+        ``preempted``: for a higher priority task (its task is handed back once it is gone)."""
         with self._lock:
             if handle.stop_reason is not None or handle.exited:
                 return
             handle.stop_reason = reason
+            handle.preempted = preempted
             grace = self.settings.cancel_grace_s if grace_s is None else grace_s
             handle.deadline = time.monotonic() + grace
             self._stopping.add(handle)
@@ -411,9 +414,11 @@ def judge_exit(h: WorkerHandle) -> WorkerExit:
         return WorkerExit(
             ExitKind.LOST, TaskError(message=f"no heartbeat; worker {exit_description(code)}", exit_code=code)
         )
-    if h.stop_reason is not None:
-        return WorkerExit(ExitKind.STOPPED)
     outcome = h.outcome
+    if h.preempted and not isinstance(outcome, Finished | Failed):
+        return WorkerExit(ExitKind.PREEMPTED)  # (one that ended by itself meanwhile ended so)
+    if h.stop_reason is not None and not h.preempted:
+        return WorkerExit(ExitKind.STOPPED)
     if code == EXIT_SELF_FENCED or (isinstance(outcome, Stopped) and outcome.cause is StopCause.SELF_FENCED):
         return WorkerExit(ExitKind.SELF_FENCED)
     if isinstance(outcome, Stopped):

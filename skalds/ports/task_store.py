@@ -158,6 +158,13 @@ class TaskStore(abc.ABC):
         """How many Assigning/Running/Paused tasks each executor holds (for dispatch)."""
 
     @abc.abstractmethod
+    def active_usage(self) -> dict[str, dict[str, float]]:
+        """What the Assigning/Running/Paused tasks of each executor hold, summed per name:
+        ``slots`` and every named resource of their ``holds`` (a task that records no holds,
+        placed by an older version, counts one slot). Executors holding nothing are absent.
+        One indexed query: its cost grows with the placed tasks, never with the ended ones."""
+
+    @abc.abstractmethod
     def touch_node(self, node_id: str, instance: str) -> None:
         """Record a sign of life of a node: change its mark (see :meth:`node_marks`). A node
         does this only while it cannot renew its lease in the live state, so that a monitor

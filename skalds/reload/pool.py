@@ -4,8 +4,9 @@ reports errors with the file, line and field.
 Two formats declare tasks:
 
 - a worker pool (``conf/workers/*.yaml``): ``name``, ``classes`` (className -> import path,
-  or -> ``{path, max_retries, retry_backoff_s, retry_backoff_max_s}``), ``capacity``,
-  ``labels`` and ``tasks`` (id -> className, attachments, priority);
+  or -> ``{path, resources, requiredLabels, preferredLabels, max_retries, retry_backoff_s,
+  retry_backoff_max_s}``), ``capacity``, ``labels``, ``offers`` (named resources of the nodes
+  serving it) and ``tasks`` (id -> className, attachments, priority);
 - the seed's ``all_workers.yml``: ``TaskWorkers: {id: {className, attachments, isPersistent}}``.
 
 A file is checked in three steps, and rejected whole at the first failure: YAML syntax (and
@@ -18,14 +19,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jsonschema
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, ValidationInfo, field_validator
 
 from skalds.core.declared import Declared
 from skalds.core.lifecycle import RETRY_FIELDS
+from skalds.core.requirements import NAME_PATTERN
 from skalds.errors import ConfigError, ValidationFailed, field_path
 from skalds.service.catalog import Catalog
 from skalds.service.requests import MAX_BACKOFF_S, MAX_PRIORITY, MAX_RETRIES, TASK_ID_PATTERN, check_backoff_cap
@@ -44,13 +46,31 @@ class DeclaredTaskSpec(BaseModel):
     is_persistent: bool | None = Field(None, alias="isPersistent", description="Accepted for seed files; unused")
 
 
+#: Resource names and amounts: what a node offers, what a task needs.
+_AMOUNTS: dict[str, JsonValue] = {"propertyNames": {"pattern": NAME_PATTERN}}
+Amount = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class ClassEntry(BaseModel):
-    """A class of a pool in its long form: its import path and settings of its own. The
-    short form, ``Name: module:Class``, is this with only the path."""
+    """A class of a pool in its long form: its import path, what each of its tasks needs of
+    a node, and retry settings of its own. The short form, ``Name: module:Class``, is this
+    with only the path."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     path: str = Field(min_length=1, description="Import path (module:Class)")
+    resources: dict[str, Amount] = Field(
+        default_factory=dict,
+        description="What each task holds on its node: slots (default 1) and named resources (cpu, gpu, ...)",
+        json_schema_extra=_AMOUNTS,
+    )
+    required_labels: dict[str, str] = Field(
+        default_factory=dict, alias="requiredLabels", description="Labels a node must carry to run its tasks"
+    )
+    preferred_labels: dict[str, str] = Field(
+        default_factory=dict, alias="preferredLabels", description="Labels preferred among the nodes that can"
+    )
+
     max_retries: int | None = Field(
         None, ge=0, le=MAX_RETRIES, description="Retries of its tasks after a lost run (default: node.max_retries)"
     )
@@ -60,22 +80,20 @@ class ClassEntry(BaseModel):
     retry_backoff_max_s: float | None = Field(
         None, ge=0, le=MAX_BACKOFF_S, allow_inf_nan=False, description="... at most this long"
     )
-    # Placement settings of a class (resources and node labels, issue 11) belong to the
-    # dispatch policies (the scheduling branch), not to this module: accepted as they are
-    # spelled there, so a pool written for both loads.
-    resources: dict[str, Any] | None = Field(None, description="Placement: what each of its tasks holds on a node")
-    required_labels: dict[str, str] | None = Field(
-        None, alias="requiredLabels", description="Placement: labels a node must carry"
-    )
-    preferred_labels: dict[str, str] | None = Field(
-        None, alias="preferredLabels", description="Placement: labels preferred among the nodes that can"
-    )
 
     @field_validator("retry_backoff_max_s")
     @classmethod
     def _cap_not_below_backoff(cls, value: float | None, info: ValidationInfo) -> float | None:
         check_backoff_cap(info.data.get("retry_backoff_s"), value, "retry_backoff_s")
         return value
+
+    def catalog_entry(self) -> str | dict[str, Any]:
+        """How a :class:`WorkerCatalog` takes it: the path alone, or the path with what each
+        task of the class needs of a node."""
+        placement = self.model_dump(include={"resources", "required_labels", "preferred_labels"}, by_alias=True)
+        if not any(placement.values()):
+            return self.path
+        return {"path": self.path, **placement}
 
     def retry_settings(self) -> dict[str, Any]:
         """The retry settings it gives (task field names), those it leaves unset left out."""
@@ -107,10 +125,16 @@ class WorkerPoolFile(BaseModel):
     name: str = Field(min_length=1, description="The pool's name (its file name without .yaml)")
     classes: dict[str, str | ClassEntry] = Field(
         default_factory=dict,
-        description="className -> import path (module:Class), or -> {path, max_retries, retry_backoff_s, ...}",
+        description="className -> import path (module:Class), or -> {path, resources, requiredLabels, "
+        "preferredLabels, max_retries, retry_backoff_s, retry_backoff_max_s}",
     )
     capacity: int | None = Field(None, ge=1, description="Worker processes per node serving this pool")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels of nodes serving this pool")
+    offers: dict[str, Amount] = Field(
+        default_factory=dict,
+        description="Named resources each node serving this pool offers (cpu, memory_mb, gpu, any name)",
+        json_schema_extra=_AMOUNTS,
+    )
     tasks: dict[str, DeclaredTaskSpec] = Field(
         default_factory=dict,
         description="Declared tasks: id -> spec",
@@ -234,7 +258,8 @@ def pool_classes(path: Path, data: dict[str, Any], reader: _Reader, base: Worker
         raise _fail(FileProblem(str(path), first["message"], reader.line_of(where), ".".join(where))) from exc
     try:
         return base.with_classes(
-            {name: e.path for name, e in entries.items()}, {name: e.retry_settings() for name, e in entries.items()}
+            {name: e.catalog_entry() for name, e in entries.items()},
+            {name: e.retry_settings() for name, e in entries.items()},
         )
     except ConfigError as exc:
         name = str(exc.detail.get("class_name", ""))

@@ -88,7 +88,7 @@ def create_many(service: TaskService, requests: Sequence[CreateTaskRequest], sou
         raise TaskAlreadyExists(
             f"task ids taken, none stored: {', '.join(sorted(taken))}", task_ids=sorted(taken), errors=named
         ) from exc
-    service.announce([t.id for t in tasks])
+    service.announce(tasks)
     logger.info("batch of %d tasks created (%s...)", len(tasks), tasks[0].id)
     return tasks
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from skalds.core.lifecycle import RETRY_FIELDS
-from skalds.core.task import TaskLifecycleStatus
+from skalds.core.requirements import NAME_PATTERN
+from skalds.core.task import DependencyCondition, TaskLifecycleStatus
 from skalds.errors import ValidationFailed
 from skalds.ports.task_store import TaskQuery
 
@@ -29,6 +30,12 @@ def check_task_id(value: str) -> str:
     return value
 
 
+#: A resource or label name; a label value; a task id (as a dependency).
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+LabelValue = Annotated[str, StringConstraints(max_length=200)]
+TaskId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TASK_ID_PATTERN)]
+
+
 class CreateTaskRequest(BaseModel):
     """Body of ``POST /api/tasks``."""
 
@@ -42,6 +49,31 @@ class CreateTaskRequest(BaseModel):
     name: str | None = Field(default=None, max_length=1000, description="A display name")
     description: str | None = Field(default=None, max_length=10_000, description="What the task is for")
     priority: int = Field(default=0, ge=0, le=MAX_PRIORITY, description="0 (lowest) .. 10 (highest)")
+    resources: dict[Name, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="What one run holds on its node, over its class's: slots (default 1) and named resources "
+        "the nodes offer (cpu, memory_mb, gpu, any name)",
+    )
+    required_labels: dict[Name, LabelValue] = Field(
+        default_factory=dict, max_length=64, description="Labels a node must carry to run the task"
+    )
+    preferred_labels: dict[Name, LabelValue] = Field(
+        default_factory=dict, max_length=64, description="Labels preferred among the nodes that can run it"
+    )
+    dependencies: list[TaskId] | None = Field(
+        default=None, max_length=1000, description="Ids of tasks this one waits for (see dependencyCondition)"
+    )
+    dependency_condition: DependencyCondition = Field(
+        default=DependencyCondition.FINISHED,
+        description="finished: start once every dependency Finished; running: once every one has started",
+    )
+    deadline_date_time: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**53,
+        description="Epoch ms: still waiting for a node then (never started), the task fails",
+    )
     max_retries: int | None = Field(
         default=None,
         ge=0,

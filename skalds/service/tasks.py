@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skalds.config.schema import DEFAULTS, default_retry_policy
+from skalds.core.dispatch import DISPATCHER, bound_node, waiting_event
 from skalds.core.events import ControlAction, ControlEvent, TaskEvent, Topic, UpdateEvent
 from skalds.core.lifecycle import RETRY_FIELDS, Action, RetryPolicy, allowed, plan
 from skalds.core.records import LogLine
@@ -98,7 +99,7 @@ class TaskService:
         data = self.attachments_of(request)
         task = self.new_task(request, data, source, pinned_node, declared=declared, actor=actor, **fields)
         self.store.create(task)
-        self.announce([task.id])
+        self.announce([task])
         return task
 
     def attachments_of(self, request: CreateTaskRequest, *, full_paths: bool = False) -> dict[str, Any]:
@@ -143,8 +144,9 @@ class TaskService:
     ) -> Task:
         """The task ``request`` makes (not stored), with its retry policy and the history
         entry of its creation by ``actor`` (default: ``source``)."""
+        task_id = request.id or uuid.uuid4().hex[:12]
         task = Task(
-            id=request.id or uuid.uuid4().hex[:12],
+            id=task_id,
             class_name=request.class_name,
             name=request.name,
             description=request.description,
@@ -153,6 +155,7 @@ class TaskService:
             priority=request.priority,
             pinned_node=pinned_node,
             declared=attachments if declared else None,
+            **scheduling(request, task_id),
             **self.retry_of(request).fields(),
             **fields,
         )
@@ -166,20 +169,25 @@ class TaskService:
         task.history = [creation]
         return task
 
-    def announce(self, task_ids: list[str]) -> None:
-        """Ask for stored tasks to be placed: one ``task.assign`` event for them all, or a
-        few when their ids would outgrow ``limits.max_event_bytes``."""
+    def announce(self, tasks: list[Task]) -> None:
+        """Ask for stored tasks to be placed: one ``task.assign`` event per placer (the node
+        a task is bound to, else the dispatcher), or a few when their ids would outgrow
+        ``limits.max_event_bytes``."""
+        by_placer: dict[str, list[str]] = {}
+        for task in tasks:
+            by_placer.setdefault(bound_node(task) or DISPATCHER, []).append(task.id)
         budget = max(1, self.limits.max_event_bytes // 2)  # room for the event's other fields
-        chunk: list[str] = []
-        size = 0
-        for task_id in task_ids:
-            if chunk and size + len(task_id) + 3 > budget:
-                self._publish(Topic.TASK_ASSIGN, chunk[0], TaskEvent(task_ids=chunk).to_value())
-                chunk, size = [], 0
-            chunk.append(task_id)
-            size += len(task_id) + 3  # quotes and a comma
-        if chunk:
-            self._publish(Topic.TASK_ASSIGN, chunk[0], TaskEvent(task_ids=chunk).to_value())
+        for placer, task_ids in by_placer.items():
+            chunk: list[str] = []
+            size = 0
+            for task_id in task_ids:
+                if chunk and size + len(task_id) + 3 > budget:
+                    self._publish(Topic.TASK_ASSIGN, chunk[0], TaskEvent(task_ids=chunk, placer=placer).to_value())
+                    chunk, size = [], 0
+                chunk.append(task_id)
+                size += len(task_id) + 3  # quotes and a comma
+            if chunk:
+                self._publish(Topic.TASK_ASSIGN, chunk[0], TaskEvent(task_ids=chunk, placer=placer).to_value())
 
     def retry_of(self, request: CreateTaskRequest) -> RetryPolicy:
         """The retry policy a task made from ``request`` keeps: the request's settings, else
@@ -293,13 +301,14 @@ class TaskService:
             name=request.name,
             pinned_node=pinned_node,
             declared=data if declared else None,
+            **scheduling(request, task_id),
             **self.retry_of(request).fields(),
             **fields,
         )
         if not old.lifecycle_status.is_terminal:
             event = ControlEvent(task_id=task.id, action=ControlAction.CANCEL, epoch=task.epoch - 1)
             self._publish(Topic.TASK_CANCEL, task.id, event.to_value())
-        self._publish(Topic.TASK_ASSIGN, task.id, TaskEvent(task_ids=[task.id]).to_value())
+        self._publish(Topic.TASK_ASSIGN, task.id, waiting_event(task).to_value())
         return task
 
     def pause(self, task_id: str, actor: str = "api") -> Task:
@@ -329,7 +338,7 @@ class TaskService:
                 written = self.store.apply(plan(task, Action.RETRY, actor=actor, reason=reason))
             except StaleWrite:
                 continue
-            self.announce([task_id])
+            self.announce([written])
             return written
         raise StaleWrite(f"task {task_id!r} kept changing; retry not applied", task_id=task_id)
 
@@ -350,6 +359,12 @@ class TaskService:
             priority=task.priority,
             name=task.name,
             description=task.description,
+            resources=task.resources,
+            required_labels=task.required_labels,
+            preferred_labels=task.preferred_labels,
+            dependencies=task.dependencies,
+            dependency_condition=task.dependency_condition,
+            deadline_date_time=task.deadline_date_time,
             **{name: getattr(task, name) for name in RETRY_FIELDS},
         )
         return self.replace(request, pinned_node=task.pinned_node, actor=actor)
@@ -400,7 +415,7 @@ class TaskService:
         resume or cancel): its node, or the dispatcher when it waits to be placed."""
         task_id = task.id
         if task.lifecycle_status is TaskLifecycleStatus.CREATED:  # resumed while unplaced
-            self._publish(Topic.TASK_ASSIGN, task_id, TaskEvent(task_ids=[task_id]).to_value())
+            self._publish(Topic.TASK_ASSIGN, task_id, waiting_event(task).to_value())
         else:
             topic = Topic.TASK_CANCEL if action is Action.CANCEL else Topic.TASK_CONTROL
             event = ControlEvent(task_id=task_id, action=ControlAction(action.value), epoch=task.epoch)
@@ -413,3 +428,25 @@ class TaskService:
             self.bus.publish(topic, key, value)
         except BackendUnavailable as exc:
             logger.warning("task %s: %s event not published (%s); the next sweep catches up", key, topic.value, exc)
+
+
+def scheduling(request: CreateTaskRequest, task_id: str) -> dict[str, Any]:
+    """The task fields a request sets for its placement: resources, labels, dependencies and
+    deadline.
+
+    Raises:
+        ValidationFailed: the task names itself as a dependency.
+    """
+    if request.dependencies and task_id in request.dependencies:
+        raise ValidationFailed.of_fields(
+            "bad dependencies", [{"field": "dependencies", "message": f"task {task_id!r} cannot wait for itself"}]
+        )
+    check_storable({"requiredLabels": request.required_labels, "preferredLabels": request.preferred_labels})
+    return {
+        "resources": dict(request.resources),
+        "required_labels": dict(request.required_labels),
+        "preferred_labels": dict(request.preferred_labels),
+        "dependencies": list(request.dependencies) if request.dependencies else None,
+        "dependency_condition": request.dependency_condition,
+        "deadline_date_time": request.deadline_date_time,
+    }

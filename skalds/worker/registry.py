@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from skalds.core.requirements import NO_SPEC, ClassSpec, check_amounts
 from skalds.errors import ConfigError, UnknownWorkerClass, ValidationFailed, pydantic_errors
 from skalds.worker.baseclass import BaseTaskWorker
 
@@ -49,6 +50,32 @@ def import_source(module: str) -> Any:
     return namespace
 
 
+#: How a pool names a class: its import path, or ``{path, resources, requiredLabels,
+#: preferredLabels}`` (what each of its tasks needs of a node).
+ClassEntry = str | Mapping[str, Any]
+
+
+def class_entry(entry: ClassEntry) -> tuple[str, ClassSpec]:
+    """The import path and the requirements of one ``classes:`` entry of a pool.
+
+    Raises:
+        ConfigError: an entry that is neither an import path nor a mapping with ``path``.
+    """
+    if isinstance(entry, str):
+        return entry, NO_SPEC
+    path = entry.get("path") if isinstance(entry, Mapping) else None
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"a class is an import path or a mapping with 'path' (got {entry!r})")
+    try:
+        resources = entry.get("resources") or {}
+        if not isinstance(resources, Mapping):
+            raise ValueError(f"resources must be a mapping (got {resources!r})")
+        check_amounts(resources, "resources")
+        return path, ClassSpec.from_dict(entry)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad requirements of class {path!r}: {exc}") from exc
+
+
 def module_of(path: str) -> str:
     """The module (or script file) of a class path ``module:Class`` or ``module.Class``."""
     return path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
@@ -76,14 +103,16 @@ class WorkerCatalog:
     """The worker classes a component knows, by class name (the task's ``className``)."""
 
     def __init__(
-        self, classes: Mapping[str, str] | None = None, retries: Mapping[str, Mapping[str, Any]] | None = None
+        self, classes: Mapping[str, ClassEntry] | None = None, retries: Mapping[str, Mapping[str, Any]] | None = None
     ) -> None:
         self._paths: dict[str, str] = {}
         self._classes: dict[str, type[BaseTaskWorker[Any]]] = {}
+        self._specs: dict[str, ClassSpec] = {}  # what a task of the class needs, when its pool says
         self._from_code: set[str] = set()  # registered from code, not from a pool file
         self._retries: dict[str, dict[str, Any]] = {}  # class -> its pool's retry settings
-        for name, path in (classes or {}).items():
-            self.add_path(name, path)
+        for name, entry in (classes or {}).items():
+            path, spec = class_entry(entry)
+            self.add_path(name, path, spec)
         self._set_retries(retries)
 
     def _set_retries(self, retries: Mapping[str, Mapping[str, Any]] | None) -> None:
@@ -94,11 +123,11 @@ class WorkerCatalog:
         }
 
     def with_classes(
-        self, classes: Mapping[str, str], retries: Mapping[str, Mapping[str, Any]] | None = None
+        self, classes: Mapping[str, ClassEntry], retries: Mapping[str, Mapping[str, Any]] | None = None
     ) -> WorkerCatalog:
-        """A new catalog with these pool classes (each loaded now), their retry settings
-        (task field names, see :meth:`retries`), and the classes this one had registered
-        from code.
+        """A new catalog with these pool classes (each loaded now, with what each of its
+        tasks needs of a node), their retry settings (task field names, see :meth:`retries`),
+        and the classes this one had registered from code.
 
         Raises:
             ConfigError: a path does not load; ``detail["class_name"]`` names its class.
@@ -106,30 +135,34 @@ class WorkerCatalog:
         other = WorkerCatalog()
         for name in self._from_code:
             other.register(self._classes[name], name)
-        for name, path in classes.items():
+        for name, entry in classes.items():
             if name in other._from_code:
                 continue
-            if self._paths.get(name) == path:  # unchanged: no import needed
-                other._paths[name], other._classes[name] = path, self._classes[name]
-                continue
             try:
-                other.add_path(name, path)
+                path, spec = class_entry(entry)
+                if self._paths.get(name) == path:  # unchanged: no import needed
+                    other._paths[name], other._classes[name] = path, self._classes[name]
+                    if spec != NO_SPEC:
+                        other._specs[name] = spec
+                    continue
+                other.add_path(name, path, spec)
             except ConfigError as exc:
-                raise ConfigError(exc.message, class_name=name, path=path) from exc
+                raise ConfigError(exc.message, class_name=name, path=str(entry)) from exc
         other._set_retries(retries)
         return other
 
     def adopt(self, other: WorkerCatalog) -> tuple[list[str], list[str]]:
         """Take ``other``'s classes in place (everyone holding this catalog sees them).
-        Returns the class names added or changed (their path or their retry settings), and
-        those removed."""
+        Returns the class names added or changed (their path, requirements or retry
+        settings), and those removed."""
         changed = sorted(
             n
             for n, p in other._paths.items()
-            if self._paths.get(n) != p or self._retries.get(n) != other._retries.get(n)
+            if self._paths.get(n) != p or self.spec(n) != other.spec(n) or self._retries.get(n) != other._retries.get(n)
         )
         removed = sorted(set(self._paths) - set(other._paths))
         self._paths, self._classes, self._from_code = dict(other._paths), dict(other._classes), set(other._from_code)
+        self._specs = dict(other._specs)
         self._retries = dict(other._retries)
         return changed, removed
 
@@ -138,11 +171,22 @@ class WorkerCatalog:
         (``max_retries``, ``retry_backoff_s``, ``retry_backoff_max_s``; absent: not set)."""
         return dict(self._retries.get(name, {}))
 
-    def add_path(self, name: str, path: str) -> None:
-        """Know class ``name`` by its import path (loaded now, so config errors show early)."""
+    def add_path(self, name: str, path: str, spec: ClassSpec = NO_SPEC) -> None:
+        """Know class ``name`` by its import path (loaded now, so config errors show early),
+        and what each of its tasks needs of a node."""
         cls = load_class(path)
         self._paths[name] = path
         self._classes[name] = cls
+        if spec != NO_SPEC:
+            self._specs[name] = spec
+
+    def spec(self, name: str) -> ClassSpec:
+        """What each task of class ``name`` needs of a node, as its pool declares it."""
+        return self._specs.get(name, NO_SPEC)
+
+    def specs(self) -> dict[str, dict[str, Any]]:
+        """className -> its requirements as a node advertises them, for classes that have any."""
+        return {name: spec.to_dict() for name, spec in sorted(self._specs.items()) if name in self._paths}
 
     def register(self, cls: type[BaseTaskWorker[Any]], name: str | None = None) -> None:
         """Know a class object under its own name (the seed's ``register_task_worker``)."""

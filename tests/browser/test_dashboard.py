@@ -302,6 +302,10 @@ def test_the_overview_counts_tasks_by_state_and_lists_failures_and_waiting_tasks
         expect(overview.locator('tr[data-node="node-hall-1"]')).to_contain_text("3 / 3")
         expect(overview.locator('.panel tr[data-task="camera-yard"]')).to_be_visible()
         expect(overview.locator('.panel tr[data-task="camera-gate"]')).to_be_visible()
+        # why each waits, as the dispatcher wrote it on the task
+        yard, gate = (overview.locator(f'.panel tr[data-task="{t}"]') for t in ("camera-yard", "camera-gate"))
+        expect(yard).to_contain_text("all 3 matching slots busy (position 1)")
+        expect(gate).to_contain_text("all 3 matching slots busy (position 2)")
 
         # the counts move with the event stream (a paused task keeps its slot)
         api.post("/api/tasks/camera-dock/pause")

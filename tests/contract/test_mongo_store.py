@@ -84,3 +84,70 @@ def test_calls_on_a_store_whose_server_went_away_are_backend_unavailable(unique:
         store.get("a")
     store.close()
     store.close()
+
+
+class _Commands(pymongo.monitoring.CommandListener):
+    """The read commands a client sends (find, count, aggregate), as sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.on = False
+
+    def started(self, event: pymongo.monitoring.CommandStartedEvent) -> None:
+        if self.on and event.command_name in ("find", "aggregate", "count"):
+            self.sent.append(dict(event.command))
+
+    def succeeded(self, event: pymongo.monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: pymongo.monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def _scans(plan: dict) -> list[str]:
+    """The stages of a query plan that read the whole collection."""
+    found = [plan["stage"]] if plan.get("stage") == "COLLSCAN" else []
+    for key in ("inputStage", "queryPlan"):
+        if isinstance(plan.get(key), dict):
+            found += _scans(plan[key])
+    for child in plan.get("inputStages", []):
+        found += _scans(child)
+    return found
+
+
+def test_what_the_monitor_and_the_dispatcher_read_on_timers_is_served_by_an_index(
+    server: MongoServer, unique: str
+) -> None:
+    from skalds.ports.task_store import TaskQuery
+
+    listener = _Commands()
+    pymongo.monitoring.register(listener)  # clients made from now on report their commands
+    store = MongoTaskStore(MongoSettings(uri=server.uri, db_name=DB_NAME, collection=unique))
+    try:
+        for i in range(30):
+            task = store.create(Task(id=f"t{i}", class_name="C"))
+            if i % 3:
+                store.apply(plan(store.apply(plan(task, Action.ASSIGN, executor="n1")), Action.FINISH))
+        listener.on = True
+        store.find(TaskQuery(unplaced=True, limit=100_000))  # the monitor's sweep
+        store.count_active_by_executor()  # the monitor's check
+        store.active_usage()  # every dispatch round
+        store.find(TaskQuery(lifecycle_status=[TaskLifecycleStatus.RUNNING], executor="n1"))  # preemption
+        active = sorted({TaskLifecycleStatus.ASSIGNING, TaskLifecycleStatus.RUNNING, TaskLifecycleStatus.PAUSED})
+        store.find(TaskQuery(lifecycle_status=active, executor="n1", limit=1_000_000))  # a node's reconcile sweep
+        store.find(TaskQuery(unplaced=True, pinned_node="n1", limit=1_000_000))  # a node's own waiting tasks
+        listener.on = False
+        assert {c.get("find") or c.get("aggregate") or c.get("count") for c in listener.sent} == {unique}
+        with pymongo.MongoClient(server.uri) as client:
+            for command in listener.sent:
+                command = {k: v for k, v in command.items() if not k.startswith("$") and k != "lsid"}
+                explained = client[DB_NAME].command("explain", command)
+                plans = [
+                    s["$cursor"]["queryPlanner"]["winningPlan"] for s in explained.get("stages", []) if "$cursor" in s
+                ]
+                plans += [explained["queryPlanner"]["winningPlan"]] if "queryPlanner" in explained else []
+                assert plans, explained
+                assert [s for p in plans for s in _scans(p)] == [], f"a full scan serves {command}"
+    finally:
+        listener.on = False
+        store.close()

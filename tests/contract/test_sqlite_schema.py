@@ -51,3 +51,31 @@ def test_a_version_3_file_is_migrated_and_a_damaged_row_no_longer_blocks_writes(
     assert store.get("free").lifecycle_status.value == "Failed"
     assert [t.id for t in store.find(TaskQuery(pinned_node="edge-1")).items] == ["pinned"]
     store.close()
+
+
+def test_what_the_monitor_and_the_dispatcher_read_on_timers_is_served_by_an_index(tmp_path: Path) -> None:
+    from skalds.core.lifecycle import Action, plan
+    from skalds.core.task import TaskLifecycleStatus
+
+    store = SqliteTaskStore(tmp_path / "tasks.db")
+    for i in range(30):
+        task = store.create(Task(id=f"t{i}", class_name="C"))
+        if i % 3:
+            store.apply(plan(store.apply(plan(task, Action.ASSIGN, executor="n1")), Action.FINISH))
+    sent: list[str] = []
+    store._db.set_trace_callback(sent.append)
+    store.find(TaskQuery(unplaced=True, limit=100_000))  # the monitor's sweep
+    store.count_active_by_executor()  # the monitor's check
+    store.active_usage()  # every dispatch round
+    store.find(TaskQuery(lifecycle_status=[TaskLifecycleStatus.RUNNING], executor="n1"))  # preemption
+    active = sorted({TaskLifecycleStatus.ASSIGNING, TaskLifecycleStatus.RUNNING, TaskLifecycleStatus.PAUSED})
+    store.find(TaskQuery(lifecycle_status=active, executor="n1", limit=1_000_000))  # a node's reconcile sweep
+    store.find(TaskQuery(unplaced=True, pinned_node="n1", limit=1_000_000))  # a node's own waiting tasks
+    store._db.set_trace_callback(None)
+    selects = [q for q in sent if q.lstrip().upper().startswith("SELECT")]
+    assert len(selects) >= 6
+    for query in selects:
+        steps = [row[3] for row in store._db.execute(f"EXPLAIN QUERY PLAN {query}")]
+        scans = [s for s in steps if s.startswith("SCAN tasks")]
+        assert scans == [], f"{query}: {steps}"
+    store.close()

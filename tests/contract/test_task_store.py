@@ -205,6 +205,62 @@ def test_an_unreadable_record_is_served_as_a_failed_task_that_says_why(task_stor
     assert written.lifecycle_status is S.CREATED and task_store.get("bad").lifecycle_status is S.CREATED
 
 
+def test_active_usage_sums_what_placed_tasks_hold_per_executor(task_store: TaskStore) -> None:
+    from skalds.core.dispatch import assignment, pending
+
+    for task_id in ("gpu", "wide", "plain", "paused", "done", "waiting", "legacy"):
+        task_store.create(new(task_id))
+    task_store.apply(assignment(task_store.get("gpu"), "n1", holds={"slots": 1, "gpu": 1, "memory_mb": 512}))
+    task_store.apply(assignment(task_store.get("wide"), "n1", holds={"slots": 3}))
+    task_store.apply(assignment(task_store.get("plain"), "n2"))
+    paused = task_store.apply(assignment(task_store.get("paused"), "n2", holds={"slots": 1, "gpu": 2}))
+    plan_and_write(task_store, paused, Action.PAUSE)
+    done = task_store.apply(assignment(task_store.get("done"), "n1", holds={"slots": 1, "gpu": 4}))
+    plan_and_write(task_store, done, Action.FINISH)
+    task_store.apply(pending(task_store.get("waiting"), "no node offers class C"))
+    # placed by an older version: no holds recorded, one slot
+    plan_and_write(task_store, task_store.get("legacy"), Action.ASSIGN, executor="n3")
+    assert task_store.active_usage() == {
+        "n1": {"slots": 4, "gpu": 1, "memory_mb": 512},
+        "n2": {"slots": 2, "gpu": 2},
+        "n3": {"slots": 1},
+    }
+    assert task_store.get("waiting").pending_reason == "no node offers class C"
+    assert task_store.get("gpu").pending_reason is None
+
+
+def test_a_pending_reason_changes_neither_history_nor_update_time_and_never_lands_on_a_placed_task(
+    task_store: TaskStore,
+) -> None:
+    from skalds.core.dispatch import assignment, pending
+
+    task = task_store.create(new("a", update_date_time=1_000))
+    noted = task_store.apply(pending(task, "all 4 matching slots busy (position 2)"))
+    assert noted.pending_reason == "all 4 matching slots busy (position 2)"
+    assert (noted.update_date_time, len(noted.history)) == (1_000, len(task.history))
+    placed = task_store.apply(assignment(noted, "n1"))
+    assert placed.pending_reason is None
+    with pytest.raises(StaleWrite):
+        task_store.apply(pending(task, "stale: read before the placement"))
+    assert task_store.get("a").pending_reason is None
+
+
+def test_scheduling_fields_survive_the_store(task_store: TaskStore) -> None:
+    from skalds.core.task import DependencyCondition
+
+    task = new(
+        "a",
+        resources={"gpu": 1, "memory_mb": 1536.5},
+        required_labels={"zone": "a"},
+        preferred_labels={"disk": "ssd"},
+        dependencies=["b"],
+        dependency_condition=DependencyCondition.RUNNING,
+        deadline_date_time=1_800_000_000_000,
+    )
+    task_store.create(task)
+    assert task_store.get("a") == task
+
+
 def test_create_many_stores_every_task_of_a_batch(task_store: TaskStore) -> None:
     batch = [new(f"b{i}", attachments={"n": i}, priority=i % 3) for i in range(50)]
     assert task_store.create_many(batch) == batch

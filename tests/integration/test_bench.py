@@ -217,3 +217,30 @@ def test_the_summary_follows_the_sweep_order_and_names_only_supported_percentile
     assert found["dispatch, one at a time (ms)"][0][-3:] == ["median", "p95", "max"]  # 20 samples
     assert found["CPU with N running (% of a core)"][0][-2:] == ["Skalds process", "launcher"]
     assert (tmp_path / "summary.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_makespan_phase_runs_short_tasks_on_a_small_node_and_reports_against_the_floor(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "skalds",
+        "+mode=bench",
+        "bench.phases=[makespan]",
+        "bench.tasks=6",
+        "bench.task_s=0.3",
+        "node.capacity=2",
+        "bench.timeout_s=60",
+        f"hydra.run.dir={run_dir}",
+    ]
+    r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    f = results["figures"]
+    assert set(f) == {"makespan_s", "makespan_floor_s", "refill_ms"}, "only the phase asked for ran"
+    assert f["makespan_floor_s"] == 0.9
+    assert f["makespan_s"] >= 0.9
+    assert f["refill_ms"]["count"] == 4, "every task after the first two waited for a slot"
+    assert (results["config"]["capacity"], results["config"]["task_s"]) == (2, 0.3)
+    assert any(line.startswith("makespan, N short tasks") for line in r.stdout.splitlines())
+    assert processes_in(tmp_path) == []

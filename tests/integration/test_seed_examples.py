@@ -282,13 +282,16 @@ def test_seed_node_and_edge_apps_join_a_distributed_cluster(tmp_path: Path) -> N
         assert api.get("/api/tasks/from-script").json()["source"] == "TestingScript"
 
         # A script that names the executor (SKALD_ID): placed there only, never by the policy.
-        waits = controller.log.read_text().count("task(s) wait for a node")
         run_example("create_task.py", {**env, "SKALD_ID": "ghost-node"}, "to-a-ghost")
         wait_until(
-            lambda: controller.log.read_text().count("task(s) wait for a node") > waits,
+            lambda: (
+                api.get("/api/tasks/to-a-ghost").json().get("pendingReason")
+                == "pinned to node ghost-node, which is offline"
+            ),
             timeout_s=30,
-            message="the dispatcher saw it and left it waiting",
+            message="the dispatcher saw it and left it waiting, saying why",
         )
+        assert "task to-a-ghost waits: pinned to node ghost-node, which is offline" in controller.log.read_text()
         run_example("create_task.py", {**env, "SKALD_ID": "seed-edge"}, "to-the-edge")
         wait_until(
             lambda: api.get("/api/tasks/to-the-edge").json().get("lifecycleStatus") == "Running",

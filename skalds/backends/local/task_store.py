@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from skalds.core.lifecycle import Transition, keep_newest
+from skalds.core.requirements import SLOTS
 from skalds.core.task import ACTIVE_STATES, Task, TaskLifecycleStatus, record_problem, unreadable_task
 from skalds.errors import BackendUnavailable, StaleWrite, TaskAlreadyExists, TaskNotFound
 from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore, taken_ids
@@ -21,7 +22,7 @@ from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore, taken_ids
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the table changes; older files are migrated on open.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     created     INTEGER NOT NULL,  -- epoch milliseconds
     updated     INTEGER,           -- epoch milliseconds
     pinned      TEXT,              -- the node a task is bound to, if any
+    holds       TEXT,              -- JSON: what a placed task holds on its executor
     doc         TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, executor);
@@ -49,7 +51,9 @@ CREATE TABLE IF NOT EXISTS node_marks (
 );
 """
 
-_UNPLACED = "(status = 'Created' OR (status = 'Paused' AND executor IS NULL))"
+# Written so the status index serves it: an OR across columns would scan the table.
+_UNPLACED = "(status IN ('Created', 'Paused') AND (status = 'Created' OR executor IS NULL))"
+_ACTIVE = [s.value for s in sorted(ACTIVE_STATES)]
 
 
 @functools.lru_cache(maxsize=64)
@@ -127,6 +131,11 @@ class SqliteTaskStore(TaskStore):
             if "pinned" not in columns:
                 self._db.execute("ALTER TABLE tasks ADD COLUMN pinned TEXT")
                 self._db.execute("UPDATE tasks SET pinned = json_extract(doc, '$.pinnedNode') WHERE json_valid(doc)")
+        if exists and version < 5:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(tasks)")}
+            if "holds" not in columns:
+                # Tasks placed before version 5 recorded no holds: each counts one slot.
+                self._db.execute("ALTER TABLE tasks ADD COLUMN holds TEXT")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -150,13 +159,14 @@ class SqliteTaskStore(TaskStore):
             task.create_date_time,
             task.update_date_time,
             task.pinned_node,
+            json.dumps(task.holds) if task.holds else None,
             json.dumps(doc),
             task.id,
         )
 
     _INSERT = (
-        "INSERT INTO tasks (class_name, status, executor, source, created, updated, pinned, doc, id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO tasks (class_name, status, executor, source, created, updated, pinned, holds, doc, id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def _write(self, task: Task, *, insert: bool) -> None:
@@ -165,8 +175,8 @@ class SqliteTaskStore(TaskStore):
             self._db.execute(self._INSERT, row)
         else:
             self._db.execute(
-                "UPDATE tasks SET class_name=?, status=?, executor=?, source=?, created=?, updated=?, pinned=?, doc=? "
-                "WHERE id=?",
+                "UPDATE tasks SET class_name=?, status=?, executor=?, source=?, created=?, updated=?, pinned=?, "
+                "holds=?, doc=? WHERE id=?",
                 row,
             )
 
@@ -322,14 +332,32 @@ class SqliteTaskStore(TaskStore):
         return [r[0] for r in rows]
 
     def count_active_by_executor(self) -> dict[str, int]:
-        statuses = [s.value for s in sorted(ACTIVE_STATES)]
         with self._lock, self._translated("counting active tasks"):
             rows = self._db.execute(
-                f"SELECT executor, COUNT(*) FROM tasks WHERE status IN ({','.join('?' * len(statuses))}) "
+                f"SELECT executor, COUNT(*) FROM tasks WHERE status IN ({','.join('?' * len(_ACTIVE))}) "
                 "AND executor IS NOT NULL GROUP BY executor",
-                statuses,
+                _ACTIVE,
             ).fetchall()
         return dict(rows)
+
+    def active_usage(self) -> dict[str, dict[str, float]]:
+        active = f"status IN ({','.join('?' * len(_ACTIVE))}) AND executor IS NOT NULL"
+        with self._lock, self._translated("summing what placed tasks hold"):
+            bare = self._db.execute(
+                f"SELECT executor, COUNT(*) FROM tasks WHERE {active} AND holds IS NULL GROUP BY executor", _ACTIVE
+            ).fetchall()
+            held = self._db.execute(
+                f"SELECT executor, h.key, SUM(h.value) FROM tasks, json_each(tasks.holds) AS h "
+                f"WHERE {active} AND holds IS NOT NULL GROUP BY executor, h.key",
+                _ACTIVE,
+            ).fetchall()
+        usage: dict[str, dict[str, float]] = {}
+        for executor, count in bare:
+            usage.setdefault(executor, {})[SLOTS] = float(count)
+        for executor, name, amount in held:
+            mine = usage.setdefault(executor, {})
+            mine[name] = mine.get(name, 0.0) + float(amount)
+        return usage
 
     def touch_node(self, node_id: str, instance: str) -> None:
         with self._lock, self._translated(f"touching node {node_id!r}"):

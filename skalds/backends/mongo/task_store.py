@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from pymongo.errors import BulkWriteError, ConfigurationError, DuplicateKeyError, PyMongoError
 
 from skalds.core.lifecycle import Transition, keep_newest
+from skalds.core.requirements import SLOTS
 from skalds.core.task import (
     ACTIVE_STATES,
     KEPT,
@@ -32,6 +33,7 @@ from skalds.errors import BackendUnavailable, ConfigError, StaleWrite, TaskAlrea
 from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore, taken_ids
 
 logger = logging.getLogger(__name__)
+S = TaskLifecycleStatus
 
 #: snake_case field name -> camelCase document key, as Task.to_doc writes them.
 _KEYS = {name: info.alias or name for name, info in Task.model_fields.items()}
@@ -44,7 +46,9 @@ _INDEXES = [
     [(_EXECUTOR, pymongo.ASCENDING)],
     [(_KEYS["class_name"], pymongo.ASCENDING)],
     [(_KEYS["source"], pymongo.ASCENDING)],
-    [(_KEYS["pinned_node"], pymongo.ASCENDING)],
+    # A node's own waiting tasks (pinned there, Created or Paused without an executor); the
+    # pin alone is a prefix of it.
+    [(_KEYS["pinned_node"], pymongo.ASCENDING), (_STATUS, pymongo.ASCENDING), (_EXECUTOR, pymongo.ASCENDING)],
     [(_KEYS["update_date_time"], pymongo.ASCENDING)],
     _SORT,
 ]
@@ -217,8 +221,6 @@ class MongoTaskStore(TaskStore):
             BackendUnavailable: the server cannot be reached.
         """
         where: dict[str, Any] = {}
-        if query.lifecycle_status:
-            where[_STATUS] = {"$in": [getattr(s, "value", s) for s in query.lifecycle_status]}
         for name in ("class_name", "executor", "source", "pinned_node"):
             value = getattr(query, name)
             if value is not None:
@@ -241,11 +243,19 @@ class MongoTaskStore(TaskStore):
             where.setdefault("$and", []).append(
                 {"$or": [{_CREATED: {op: created}}, {_CREATED: created, _KEYS["id"]: {op: last_id}}]}
             )
+        states = [getattr(s, "value", s) for s in query.lifecycle_status or []]
         if query.unplaced:
-            where["$or"] = [
-                {_STATUS: TaskLifecycleStatus.CREATED.value},
-                {_STATUS: TaskLifecycleStatus.PAUSED.value, _EXECUTOR: None},
-            ]
+            # Created, or Paused without an executor: an $or of the two is a full scan on
+            # servers that plan no index union, so each is a query of its own.
+            waiting: list[dict[str, Any]] = [{_STATUS: S.CREATED.value}, {_STATUS: S.PAUSED.value, _EXECUTOR: None}]
+            parts = [p for p in waiting if not states or p[_STATUS] in states]
+            return self._find_parts(where, parts, query)
+        if len(states) > 1 and where and query.offset == 0:
+            # Several states beside another field: one query per state, each served by an
+            # index (an $in beside another field is a full scan on some servers).
+            return self._find_parts(where, [{_STATUS: state} for state in states], query)
+        if states:
+            where[_STATUS] = states[0] if len(states) == 1 else {"$in": states}
         with self._translated("finding tasks"):
             total = self._tasks.count_documents(where)
             docs: list[dict[str, Any]] = []
@@ -254,6 +264,25 @@ class MongoTaskStore(TaskStore):
                 sort = _SORT_NEWEST if query.newest_first else _SORT
                 docs = list(self._tasks.find(where, sort=sort, skip=max(0, query.offset), limit=query.limit))
         return TaskPage([self._from_doc(doc) for doc in docs], total)
+
+    def _find_parts(self, where: dict[str, Any], parts: list[dict[str, Any]], query: TaskQuery) -> TaskPage:
+        """The tasks matching ``where`` and any one of ``parts`` (disjoint), one query per
+        part, merged in the order :meth:`find` promises."""
+        sort = _SORT_NEWEST if query.newest_first else _SORT
+        wanted = max(0, query.offset) + query.limit
+        total, docs = 0, []
+        with self._translated("finding tasks"):
+            for part in parts:
+                if any(k in where and where[k] != v for k, v in part.items()):
+                    continue  # contradicts the query's own filter on that field
+                scoped = {**where, **part}
+                total += self._tasks.count_documents(scoped)
+                if wanted > 0:
+                    docs += list(self._tasks.find(scoped, sort=sort, limit=wanted))
+        created, key = _KEYS["create_date_time"], _KEYS["id"]
+        docs.sort(key=lambda d: (d.get(created, 0), str(d.get("_id", d.get(key, "")))), reverse=query.newest_first)
+        page = docs[max(0, query.offset) : max(0, query.offset) + query.limit]
+        return TaskPage([self._from_doc(doc) for doc in page], total)
 
     def apply(self, transition: Transition) -> Task:
         """Set ``transition.changes`` (and append ``transition.push``) if every
@@ -357,12 +386,36 @@ class MongoTaskStore(TaskStore):
             BackendUnavailable: the server cannot be reached.
         """
         pipeline: list[dict[str, Any]] = [
-            {"$match": {_STATUS: {"$in": [s.value for s in ACTIVE_STATES]}, _EXECUTOR: {"$ne": None}}},
+            # Matched on the state alone: an executor condition beside it makes some servers
+            # scan; the group without an executor is left out below.
+            {"$match": {_STATUS: {"$in": [s.value for s in ACTIVE_STATES]}}},
             {"$group": {"_id": f"${_EXECUTOR}", "count": {"$sum": 1}}},
         ]
         with self._translated("counting active tasks"):
             rows = list(self._tasks.aggregate(pipeline))
-        return {row["_id"]: int(row["count"]) for row in rows}
+        return {row["_id"]: int(row["count"]) for row in rows if row["_id"] is not None}
+
+    def active_usage(self) -> dict[str, dict[str, float]]:
+        """What the placed tasks of each executor hold, summed per name (one aggregation on
+        the state index; a task without ``holds`` counts one slot).
+
+        Raises:
+            BackendUnavailable: the server cannot be reached.
+        """
+        holds = _KEYS["holds"]
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {_STATUS: {"$in": [s.value for s in ACTIVE_STATES]}}},
+            {"$project": {_EXECUTOR: 1, "h": {"$objectToArray": {"$ifNull": [f"${holds}", {SLOTS: 1}]}}}},
+            {"$unwind": "$h"},
+            {"$group": {"_id": {"e": f"${_EXECUTOR}", "k": "$h.k"}, "v": {"$sum": "$h.v"}}},
+        ]
+        with self._translated("summing what placed tasks hold"):
+            rows = list(self._tasks.aggregate(pipeline))
+        usage: dict[str, dict[str, float]] = {}
+        for row in rows:
+            if row["_id"].get("e") is not None:
+                usage.setdefault(str(row["_id"]["e"]), {})[str(row["_id"]["k"])] = float(row["v"])
+        return usage
 
     def touch_node(self, node_id: str, instance: str) -> None:
         """Bump the node's mark in ``<collection>.node_marks`` (one upsert).

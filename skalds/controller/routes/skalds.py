@@ -59,6 +59,8 @@ def _skald(view: NodeView, tasks: list[Task]) -> Skald:
         capacity=info.capacity,
         running=info.running,
         labels=info.labels,
+        offers=info.offers,
+        class_specs=info.class_specs,
         draining=info.draining,
         host=info.host,
         pid=info.pid,
