@@ -1,14 +1,17 @@
 """One benchmark job: start Skalds, drive it through its REST API and its pool file, measure.
 
 Phases: tasks created one at a time (dispatch latency); N tasks created at once by a
-separate client process (latency under load, task starts per second); a steady state
+separate client process (latency under load, task starts per second, time until all run);
+optionally a larger burst through the batch endpoint (``bench.large_burst``); a steady state
 with N tasks running (CPU of the Skalds process and its launcher, USS per worker, heartbeat
 age); attachment updates over HTTP and by saving the pool YAML (until the update handler
-returned); cancels (until the process is gone); on the distributed backends, the failover of
-a killed node. ``bench.phases`` picks among them; ``makespan`` (not in the default list) runs
-N short tasks of ``bench.task_s`` each on one node of ``node.capacity`` slots and reports how
-long all of them took against the floor N x task_s / capacity, and how fast a freed slot was
-filled. Worker-side times come through the status events nodes publish. Results go to
+returned); cancels (until the process is gone); optionally a larger burst through the batch
+endpoint; on the distributed backends, the failover of a killed node; the time each kind of
+Skalds process needs from its start until it is ready (:mod:`skalds.bench.startup`).
+``bench.phases`` picks among them; ``makespan`` (not in the default list) runs N short tasks
+of ``bench.task_s`` each on one node of ``node.capacity`` slots and reports how long all of
+them took against the floor N x task_s / capacity, and how fast a freed slot was filled.
+Worker-side times come through the status events nodes publish. Results go to
 ``results.json`` in the Hydra job directory, and a table of them to stdout.
 """
 
@@ -18,7 +21,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import queue
 import subprocess
 import sys
@@ -37,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from skalds.bench.harness import Progress, job_dir, job_info, machine_info, serve
 from skalds.bench.probe import StatusRecorder
+from skalds.bench.startup import process_command, process_env, startup_figures
 from skalds.bench.stats import summarize
 from skalds.bench.tables import run_text
 from skalds.config import settings_from
@@ -56,7 +59,9 @@ PHASES = (
     "yaml_updates",
     "event_stream",
     "cancels",
+    "large_burst",
     "failover",
+    "startup",
     "makespan",
 )
 #: The phases run unless ``bench.phases`` says otherwise.
@@ -78,6 +83,10 @@ class BenchSettings:
     #: How long each task of the makespan phase runs, in seconds.
     task_s: float = 1.0
     event_samples: int = 100
+    start_samples: int = 100
+    large_burst: int = 0
+    large_burst_via: str = "batch"
+    startup_samples: int = 3
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> BenchSettings:
@@ -89,8 +98,10 @@ class BenchSettings:
             phases = values["phases"]
             values["phases"] = tuple(phases) if isinstance(phases, list | tuple) else (str(phases),)
         bench = settings_from(cls, values, "bench", "conf/mode/bench.yaml")
-        if bench.tasks < 1 or bench.samples < 1:
-            raise ConfigError("bench.tasks and bench.samples: must be >= 1", key="bench.tasks")
+        if bench.tasks < 1 or bench.samples < 1 or bench.start_samples < 1:
+            raise ConfigError("bench.tasks, bench.samples, bench.start_samples: must be >= 1", key="bench.tasks")
+        if bench.large_burst_via not in ("batch", "posts"):
+            raise ConfigError("bench.large_burst_via: batch or posts", key="bench.large_burst_via")
         unknown = [p for p in bench.phases if p not in PHASES]
         if unknown:
             raise ConfigError(
@@ -116,10 +127,11 @@ class Bench:
 
     # ---- phases ------------------------------------------------------------------
     def dispatch(self) -> None:
-        """One task at a time: POST -> worker running, then cancel it (unloaded latency)."""
+        """One task at a time: POST -> worker running, then cancel it (unloaded latency).
+        ``bench.start_samples`` of them: 100 name a p99."""
         lat = []
-        progress = Progress("dispatch, one at a time", self.bench.samples)
-        for i in range(self.bench.samples):
+        progress = Progress("dispatch, one at a time", self.bench.start_samples)
+        for i in range(self.bench.start_samples):
             task_id = f"s{self.run_id}-{i:04d}"
             t0 = time.time()
             body = {"id": task_id, "className": "BenchWorker", "attachments": {"value": 0}}
@@ -132,12 +144,44 @@ class Bench:
         self.figures["dispatch_ms"] = summarize(lat, 1000)
 
     def burst(self) -> None:
-        """Create all N tasks at once (from a separate client process); measure POST ->
-        worker running, and task starts per second."""
-        bodies = [{"id": t, "className": "BenchWorker", "attachments": {"value": 0}} for t in self.ids]
-        progress = Progress(f"{len(self.ids)} tasks at once", len(self.ids))
+        """Create all N tasks at once (from a separate client process, one POST per task);
+        measure POST -> worker running, task starts per second, and the time from the first
+        POST until all N run."""
+        latencies, span = self._at_once(self.ids, f"{len(self.ids)} tasks at once", ["posts"])
+        self.figures["burst_dispatch_ms"] = summarize(latencies, 1000)
+        self.figures["starts_per_s"] = round(len(self.ids) / span, 1) if span > 0 else None
+        self.figures["burst_all_running_s"] = round(span, 3)
+
+    def large_burst(self) -> None:
+        """``bench.large_burst`` tasks at once (through ``POST /api/tasks/batch`` in batches of
+        ``controller.max_batch``, or one POST each): until all run; then all cancelled by one
+        filter request, until every process is gone."""
+        n = self.bench.large_burst
+        ids = [f"L{self.run_id}-{i:05d}" for i in range(n)]
+        how = self.bench.large_burst_via
+        args = [how, str(self.system.settings.max_batch)] if how == "batch" else [how]
+        latencies, span = self._at_once(ids, f"{n} tasks at once ({how})", args)
+        self.figures["large_burst_dispatch_ms"] = summarize(latencies, 1000)
+        self.figures["large_burst_all_running_s"] = round(span, 3)
+        t0 = time.time()
+        self.http.post("/api/tasks/cancel", params={"id": f"^L{self.run_id}-"}, timeout=120).raise_for_status()
+        self.recorder.wait_exited(ids, self.bench.timeout_s)
+        self.figures["large_burst_all_gone_s"] = round(max(self.recorder.exited[t] for t in ids) - t0, 3)
+
+    def _at_once(self, ids: list[str], label: str, how: list[str]) -> tuple[list[float], float]:
+        """Create ``ids`` at once from the load generator; return each task's request ->
+        running latency (s), and the time from the first request until all run (s)."""
+        bodies = [{"id": t, "className": "BenchWorker", "attachments": {"value": 0}} for t in ids]
+        progress = Progress(label, len(ids))
         loadgen = subprocess.run(
-            [sys.executable, "-m", "skalds.bench.loadgen", str(self.http.base_url), str(self.bench.http_concurrency)],
+            [
+                sys.executable,
+                "-m",
+                "skalds.bench.loadgen",
+                str(self.http.base_url),
+                str(self.bench.http_concurrency),
+                *how,
+            ],
             input=json.dumps(bodies),
             capture_output=True,
             text=True,
@@ -148,11 +192,9 @@ class Bench:
             raise RuntimeError(f"benchmark load generator failed: {loadgen.stderr[-2000:]}")
         posted: dict[str, float] = json.loads(loadgen.stdout)
         started = self.recorder.started
-        self.recorder.wait_started(self.ids, self.bench.timeout_s, progress.update)
-        latencies = [started[t] - posted[t] for t in self.ids]
-        span = max(started[t] for t in self.ids) - min(posted.values())
-        self.figures["burst_dispatch_ms"] = summarize(latencies, 1000)
-        self.figures["starts_per_s"] = round(len(self.ids) / span, 1) if span > 0 else None
+        self.recorder.wait_started(ids, self.bench.timeout_s, progress.update)
+        latencies = [started[t] - posted[t] for t in ids]
+        return latencies, max(started[t] for t in ids) - min(posted.values())
 
     def steady(self) -> None:
         """With N tasks running: CPU of the Skalds process and its launcher, memory per
@@ -376,44 +418,6 @@ def write_pool(path: Path, value: int = 0, *, declared: bool = True) -> None:
     tmp.replace(path)
 
 
-def _quote(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool | int | float):
-        return str(value).lower() if isinstance(value, bool) else str(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _victim_command(settings: Any, node_id: str, pool_file: Path) -> list[str]:
-    """``python -m skalds +mode=node`` on the same backends as this benchmark (secrets go by
-    environment, see :func:`_victim_env`)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "skalds",
-        "+mode=node",
-        f"node.id={node_id}",
-        f"reload.pool_file={pool_file}",
-        f"node.lease_ttl_s={settings.node.lease_ttl_s}",
-        f"node.heartbeat_interval_s={settings.node.supervision.heartbeat_interval_s}",
-        "log_level=WARNING",
-    ]
-    for section in ("kafka", "redis", "mongo"):
-        for key, value in settings.backend[section].items():
-            if key != "password":
-                cmd.append(f"backend.{section}.{key}={_quote(value)}")
-    return cmd
-
-
-def _victim_env(settings: Any) -> dict[str, str]:
-    env = dict(os.environ)
-    for section, var in (("kafka", "KAFKA_PASSWORD"), ("redis", "REDIS_PASSWORD")):
-        password = settings.backend[section].get("password")
-        if password:
-            env[var] = password
-    return env
-
-
 def run_bench(cfg: DictConfig) -> dict[str, Any]:
     """Run one benchmark job, write ``results.json`` to the job directory and print its
     figures as a table on stdout."""
@@ -428,13 +432,22 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     main_phases = [p for p in bench.phases if p != "makespan"]
     if main_phases:
         # Every task of these phases runs at once: the node has a slot for each.
-        capacity = max(settings.node.capacity, bench.tasks + 1)
+        capacity = max(settings.node.capacity, bench.tasks + 1, bench.large_burst + 1)
         with _running(settings, bench, pool_file, out / "data", capacity) as runner:
             for phase in main_phases:
                 if phase == "failover":
                     if settings.backend.get("kind") == "distributed":
                         node_id = f"bench-victim-{runner.run_id}"
-                        runner.failover(node_id, _victim_command(settings, node_id, pool_file), _victim_env(settings))
+                        runner.failover(node_id, _victim_command(settings, node_id, pool_file), process_env(settings))
+                elif phase == "large_burst":
+                    if bench.large_burst > 0:
+                        runner.large_burst()
+                elif phase == "startup":
+                    if bench.startup_samples > 0:
+                        live = runner.system.backends.live
+                        runner.figures.update(
+                            startup_figures(settings, live, bench.startup_samples, out, bench.timeout_s)
+                        )
                 else:
                     getattr(runner, phase)()
             figures.update(runner.figures)
@@ -450,6 +463,8 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
             "tasks": bench.tasks,
             "samples": bench.samples,
             "steady_s": bench.steady_s,
+            "start_samples": bench.start_samples,
+            "large_burst": bench.large_burst,
             "backend": settings.backend.get("kind"),
             "dispatch": settings.dispatch_policy,
             "heartbeat_interval_s": settings.node.supervision.heartbeat_interval_s,
@@ -465,6 +480,19 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     logger.info("benchmark results in %s: %s", out / "results.json", json.dumps(results["figures"]))
     print(f"{run_text(results)}\nresults: {out / 'results.json'}\n", flush=True)
     return results
+
+
+def _victim_command(settings: Any, node_id: str, pool_file: Path) -> list[str]:
+    """The command of the node the failover phase kills: this run's settings, its own id."""
+    return process_command(
+        settings,
+        "node",
+        f"node.id={node_id}",
+        f"reload.pool_file={pool_file}",
+        f"node.lease_ttl_s={settings.node.lease.ttl_s}",
+        f"node.heartbeat_interval_s={settings.node.supervision.heartbeat_interval_s}",
+        "log_level=WARNING",
+    )
 
 
 @contextlib.contextmanager

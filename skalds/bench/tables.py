@@ -45,6 +45,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("event_after_request_ms", "event stream, request -> event received", "ms"),
     Figure("cancel_ms", "cancel", "ms"),
     Figure("starts_per_s", "task starts, N at once", "starts/s"),
+    Figure("burst_all_running_s", "all running, N at once", "s", "time until all run", "N at once"),
+    Figure("large_burst_dispatch_ms", "dispatch of the large burst", "ms"),
+    Figure("large_burst_all_running_s", "all running, large burst", "s", "time until all run", "large burst"),
+    Figure("large_burst_all_gone_s", "all gone, large burst cancelled", "s", "time until all run", "large burst gone"),
     Figure("cpu_skalds_pct", "CPU, Skalds process", "% of a core", "CPU with N running", "Skalds process"),
     Figure("cpu_launcher_pct", "CPU, launcher", "% of a core", "CPU with N running", "launcher"),
     Figure("worker_uss_mib", "memory per worker, USS", "MiB"),
@@ -53,6 +57,11 @@ FIGURES: tuple[Figure, ...] = (
     Figure("makespan_s", "makespan, N short tasks", "s", "makespan of N short tasks", "measured"),
     Figure("makespan_floor_s", "makespan floor", "s", "makespan of N short tasks", "floor N x task_s / capacity"),
     Figure("refill_ms", "slot refill: a task ends -> the next starts", "ms"),
+    *(
+        Figure(f"{what}_{kind}_s", f"{label} {kind}", "s")
+        for kind in ("standalone", "controller", "node", "edge")
+        for what, label in (("startup", "start -> ready,"), ("stop", "SIGINT -> exited,"))
+    ),
 )
 """Every figure, in the order people read them (the order of the phases)."""
 

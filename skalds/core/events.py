@@ -119,6 +119,7 @@ class StatusEvent(_Payload):
     epoch: int | None = None
     applied_version: int | None = None
     at: int | None = None
+    at_us: int | None = None  # the same moment in epoch microseconds (latencies of a few ms)
     exit: ExitKind | None = None  # set when the worker process is gone
     reason: str | None = None  # why the node stopped it, when it did
     error: str | None = None  # why the run failed or was lost, when it was

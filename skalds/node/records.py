@@ -56,11 +56,11 @@ class RecordKeeper:
         self.outbox = Outbox()
 
     # ---- SupervisorListener: each call queues a write and returns --------------------
-    def on_started(self, handle: WorkerHandle, started_ms: int) -> None:
-        self.outbox.submit(lambda: self._record_start(handle, started_ms))
+    def on_started(self, handle: WorkerHandle, started_us: int) -> None:
+        self.outbox.submit(lambda: self._record_start(handle, started_us))
 
-    def on_applied(self, handle: WorkerHandle, version: int, applied_ms: int) -> None:
-        self.outbox.submit(lambda: self._record_applied(handle, version, applied_ms))
+    def on_applied(self, handle: WorkerHandle, version: int, applied_us: int) -> None:
+        self.outbox.submit(lambda: self._record_applied(handle, version, applied_us))
 
     def on_update_failed(self, handle: WorkerHandle, version: int, message: str) -> None:
         logger.warning("task %s rejected update %d: %s", handle.task_id, version, message)
@@ -69,7 +69,7 @@ class RecordKeeper:
         self.outbox.submit(lambda: self._record_exit_and_forget(handle, result))
 
     # ---- the writes (on the outbox thread) ----------------------------------------------
-    def _record_start(self, handle: WorkerHandle, started_ms: int) -> None:
+    def _record_start(self, handle: WorkerHandle, started_us: int) -> None:
         task = self._fenced(handle, Action.START, assume=S.ASSIGNING, applied_version=handle.applied_version)
         if task is None:
             return
@@ -88,12 +88,12 @@ class RecordKeeper:
             handle.epoch,
             (time.monotonic() - handle.launched_at) * 1000,
         )
-        self.publish_status(handle.task_id, task.lifecycle_status, handle.epoch, started_ms)
+        self.publish_status(handle.task_id, task.lifecycle_status, handle.epoch, at_us=started_us)
 
-    def _record_applied(self, handle: WorkerHandle, version: int, applied_ms: int) -> None:
+    def _record_applied(self, handle: WorkerHandle, version: int, applied_us: int) -> None:
         task = self._fenced(handle, Action.APPLIED, applied_version=version)
         if task is not None:
-            self.publish_status(handle.task_id, task.lifecycle_status, handle.epoch, applied_ms, version)
+            self.publish_status(handle.task_id, task.lifecycle_status, handle.epoch, version=version, at_us=applied_us)
 
     def _record_exit_and_forget(self, handle: WorkerHandle, result: WorkerExit) -> None:
         ended = self._record_exit(handle, result)
@@ -269,22 +269,25 @@ class RecordKeeper:
         task_id: str,
         status: S | None,
         epoch: int,
-        at_ms: int | None = None,
-        version: int | None = None,
         *,
+        version: int | None = None,
+        at_us: int | None = None,
         exit: ExitKind | None = None,
         reason: str | None = None,
         error: str | None = None,
         cause: str | None = None,
     ) -> None:
-        """Tell whoever listens on ``taskworker.update`` what happened to a task here."""
+        """Tell whoever listens on ``taskworker.update`` what happened to a task here, and
+        when (``at_us``: epoch microseconds; now if not given)."""
+        at_us = at_us or time.time_ns() // 1000
         event = StatusEvent(
             task_id=task_id,
             status=status,
             executor=self.node_id,
             epoch=epoch,
             applied_version=version,
-            at=at_ms or now_ms(),
+            at=at_us // 1000,
+            at_us=at_us,
             exit=exit,
             reason=reason,
             error=error,

@@ -106,8 +106,8 @@ class WorkerExit:
 class SupervisorListener(Protocol):
     """Callbacks, all made on the supervisor thread, never concurrently."""
 
-    def on_started(self, handle: WorkerHandle, started_ms: int) -> None: ...
-    def on_applied(self, handle: WorkerHandle, version: int, applied_ms: int) -> None: ...
+    def on_started(self, handle: WorkerHandle, started_us: int) -> None: ...
+    def on_applied(self, handle: WorkerHandle, version: int, applied_us: int) -> None: ...
     def on_update_failed(self, handle: WorkerHandle, version: int, message: str) -> None: ...
     def on_exit(self, handle: WorkerHandle, result: WorkerExit) -> None: ...
 
@@ -281,9 +281,7 @@ class Supervisor:
             elif key.data is self.launcher:
                 self._from_launcher()
             elif isinstance(key.data, OutputPipe):
-                # A worker that ended earlier in this batch had its pipes drained and closed.
-                if not key.data.closed:
-                    self._from_output(key.data)
+                self._from_output(key.data)
             else:
                 self._from_worker(key.data)
 
@@ -365,6 +363,10 @@ class Supervisor:
             self._maybe_finish(h)
 
     def _from_output(self, pipe: OutputPipe) -> None:
+        if pipe.closed:
+            # Its worker's end was handled earlier in the same batch of ready descriptors
+            # (drained and closed): its number may belong to another worker's pipe by now.
+            return
         texts, eof = pipe.read()
         if texts:
             self.output(pipe.handle, pipe.stream, texts)
@@ -377,11 +379,11 @@ class Supervisor:
         if isinstance(message, Beat):
             h.progress, h.message = message.progress, message.message
         elif isinstance(message, Started):
-            h.started, h.started_ms = True, message.at_ms
-            self.listener.on_started(h, message.at_ms)
+            h.started, h.started_ms = True, message.at_us // 1000
+            self.listener.on_started(h, message.at_us)
         elif isinstance(message, Applied):
             h.applied_version = max(h.applied_version, message.version)
-            self.listener.on_applied(h, message.version, message.at_ms)
+            self.listener.on_applied(h, message.version, message.at_us)
         elif isinstance(message, UpdateFailed):
             self.listener.on_update_failed(h, message.version, message.error)
         elif isinstance(message, Finished | Failed | Stopped):

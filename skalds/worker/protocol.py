@@ -10,7 +10,7 @@ Two channels:
   :class:`Cancel`, :class:`LeaseValid`; worker → node :class:`Started`, :class:`Beat`,
   :class:`Applied`, :class:`UpdateFailed`, :class:`Finished`, :class:`Failed`, :class:`Stopped`.
 
-Times named ``*_ms`` are epoch milliseconds; times named ``*_at`` without a unit suffix in
+Times named ``*_ms`` are epoch milliseconds, ``*_us`` epoch microseconds; times named ``*_at`` without a unit suffix in
 :class:`LeaseValid` are ``time.monotonic()`` values, which every process on one host shares.
 """
 
@@ -130,9 +130,10 @@ class Cancel:
 # ---- worker pipe, worker -> node -----------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Started:
-    """The worker process is up and initialized, about to run its before hook."""
+    """The worker process is up and initialized, about to run its before hook (``at_us``:
+    epoch microseconds, so that latencies of a few milliseconds can be measured)."""
 
-    at_ms: int
+    at_us: int
     pid: int
 
 
@@ -147,10 +148,10 @@ class Beat:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """The update handler returned for ``version``."""
+    """The update handler returned for ``version`` (``at_us``: epoch microseconds)."""
 
     version: int
-    at_ms: int
+    at_us: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,10 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _now_us() -> int:
+    return time.time_ns() // 1_000
+
+
 class Channel:
     """The worker's end of the pipe; ``send`` is safe from every thread."""
 
@@ -96,7 +100,7 @@ class Updater:
                 logger.exception("update %s of task %s failed", update.version, self.worker.task_id)
                 self.channel.send(UpdateFailed(update.version, f"{type(exc).__name__}: {exc}"))
             else:
-                self.channel.send(Applied(update.version, _now_ms()))
+                self.channel.send(Applied(update.version, _now_us()))
 
 
 class Listener:
@@ -197,7 +201,7 @@ def run_worker(conn: Connection, spec: WorkerSpec) -> int:
             worker._control.running_event.clear()
         worker.initialize(cls.data_model().model_validate(spec.attachments))
         Listener(worker, channel, spec).start()
-        channel.send(Started(_now_ms(), os.getpid()))
+        channel.send(Started(_now_us(), os.getpid()))
         worker.run_lifecycle()
     except TaskStopped:
         cause = worker._control.stop_cause if worker is not None else None

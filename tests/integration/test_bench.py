@@ -28,6 +28,7 @@ SAMPLE_TABLES = [
     "event stream, request -> event received (ms)",
     "cancel (ms)",
     "task starts, N at once (starts/s)",
+    "time until all run (s)",
     "CPU with N running (% of a core)",
     "memory per worker, USS (MiB)",
     "heartbeat age (ms)",
@@ -66,7 +67,9 @@ def test_a_small_sweep_writes_results_and_a_summary_and_leaves_nothing_running(t
         "+mode=bench",
         "bench.tasks=6,3",  # N falling: rows must follow the sweep, not N
         "bench.samples=2",
+        "bench.start_samples=2",
         "bench.event_samples=2",
+        "bench.startup_samples=0",
         "bench.steady_s=0.3",
         "bench.timeout_s=60",
         f"hydra.sweep.dir={sweep}",
@@ -86,6 +89,7 @@ def test_a_small_sweep_writes_results_and_a_summary_and_leaves_nothing_running(t
             assert 0 < f[key]["median"] <= f[key]["max"] < 60_000
             assert "p95" not in f[key] and "p99" not in f[key]  # two samples name no percentile
         assert f["starts_per_s"] > 0
+        assert 0 < f["burst_all_running_s"] < 60
         assert 0 < f["worker_uss_mib"]["median"] < 100
         assert res["machine"]["cpus"] >= 1
 
@@ -114,7 +118,10 @@ def test_a_single_run_prints_its_figures_as_a_table(tmp_path: Path) -> None:
         "+mode=bench",
         "bench.tasks=3",
         "bench.samples=2",
+        "bench.start_samples=2",
         "bench.event_samples=2",
+        "bench.large_burst=4",
+        "bench.startup_samples=1",
         "bench.steady_s=0.3",
         "bench.timeout_s=60",
         f"hydra.run.dir={run_dir}",
@@ -133,8 +140,22 @@ def test_a_single_run_prints_its_figures_as_a_table(tmp_path: Path) -> None:
     dispatch = results["figures"]["dispatch_ms"]
     row = next(line for line in lines if line.startswith("dispatch, one at a time"))
     assert row.split()[-4:] == ["2", number(dispatch["median"]), number(dispatch["max"]), "ms"]
-    for label in ("update over HTTP", "cancel", "task starts, N at once", "CPU, Skalds process"):
+    labels = (
+        "update over HTTP",
+        "cancel",
+        "task starts, N at once",
+        "all running, N at once",
+        "dispatch of the large burst",
+        "all running, large burst",
+        "start -> ready, standalone",
+        "SIGINT -> exited, standalone",
+        "CPU, Skalds process",
+    )
+    for label in labels:
         assert any(line.startswith(label) for line in lines), label
+    figures = results["figures"]
+    assert figures["large_burst_dispatch_ms"]["count"] == 4
+    assert 0 < figures["startup_standalone_s"]["median"] < 60
     assert f"results: {run_dir / 'results.json'}" in out
     assert processes_in(tmp_path) == []
 
