@@ -21,6 +21,7 @@ from skalds.config.paths import config_dir
 from skalds.config.schema import DEFAULT_CAPACITY, ControllerConf, DispatchConf, MonitorConf, NodeConf, ReloadConf
 from skalds.controller.access import split_keys
 from skalds.controller.dispatcher import DispatcherSettings
+from skalds.controller.leadership import LeadSettings
 from skalds.controller.monitor import MonitorSettings
 from skalds.core.dispatch import POLICIES
 from skalds.core.lifecycle import RetryPolicy
@@ -66,6 +67,9 @@ class Settings:
     max_event_bytes: int = ControllerConf.max_event_bytes
     dispatch: DispatcherSettings = dataclasses.field(default_factory=DispatcherSettings)
     max_batch: int = ControllerConf.max_batch
+    #: This controller's name among several, and the timings of the lease the leader holds.
+    controller_id: str = "controller"
+    lead: LeadSettings = dataclasses.field(default_factory=LeadSettings)
     #: Access: operator and viewer keys, and the hosts and origins accepted (raw config values).
     access: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -216,6 +220,12 @@ def load_settings(cfg: DictConfig) -> Settings:
         max_event_bytes=controller.max_event_bytes,
         dispatch=dispatch,
         max_batch=controller.max_batch,
+        controller_id=str(controller.id or f"{socket.gethostname()}-{controller.port}"),
+        lead=LeadSettings(
+            ttl_s=controller.lead_ttl_s,
+            renew_interval_s=min(controller.lead_renew_interval_s, controller.lead_ttl_s / 3),
+            margin_s=min(0.25, controller.lead_ttl_s / 10),
+        ),
         access={
             "operator_keys": controller.api_keys,
             "viewer_keys": controller.viewer_keys,

@@ -18,6 +18,7 @@ from typing import Any
 from skalds.backends.factory import Backends, build_backends
 from skalds.controller.dispatcher import Dispatcher
 from skalds.controller.events import EventHub, HubFeed
+from skalds.controller.leadership import Leadership
 from skalds.controller.metrics import Metrics
 from skalds.controller.monitor import Monitor
 from skalds.controller.nodes import NodeDirectory
@@ -76,6 +77,8 @@ class SkaldsSystem:
         self.node: NodeAgent | None = None
         self.dispatcher: Dispatcher | None = None
         self.monitor: Monitor | None = None
+        self.leadership: Leadership | None = None
+        self._up = False  # started
         self.service: TaskService | None = None
         self.reloader: PoolReloader | None = None
         self.nodes: NodeDirectory | None = None
@@ -117,6 +120,7 @@ class SkaldsSystem:
         except BaseException:
             self.stop()
             raise
+        self._up = True
         logger.info(
             "skalds %s up on %s backends in %.0f ms", s.mode, self.backends.kind, (time.perf_counter() - started) * 1000
         )
@@ -142,11 +146,14 @@ class SkaldsSystem:
             self.feed = HubFeed(self.hub, b.bus, b.live, self.nodes, s.node.supervision.heartbeat_interval_s)
             self.feed.start()
             policy = build_policy(s.dispatch_policy, spread_label=s.dispatch.spread_label)
-            self.dispatcher = Dispatcher(policy, b.bus, b.store, b.live, s.dispatch)
-            self.dispatcher.start()
+            group = f"skalds-dispatcher-{s.controller_id}"
+            self.dispatcher = Dispatcher(policy, b.bus, b.store, b.live, s.dispatch, group=group)
             self.monitor = Monitor(s.monitor, self.dispatcher, b.bus, b.store, b.live, on_nodes=self.nodes.observe)
+            self.leadership = Leadership(b.live, s.controller_id, s.lead, on_change=self._lead_changed)
+            self.dispatcher.leading = self.monitor.leading = self.leadership.leading
+            self.dispatcher.start()
             self.monitor.start()
-            self.monitor.sweep()  # place what waits since the last run, now rather than in a second
+            self.leadership.start()  # leading, it sweeps: what waits since the last run is placed now
         if s.pool_file or s.tasks_file:
             owner = None
             if s.mode in DECLARING_MODES:
@@ -192,7 +199,18 @@ class SkaldsSystem:
                 info=info,
                 access=s.access,
                 max_request_bytes=s.max_request_bytes,
+                leadership=self.leadership,
             )
+
+    def _lead_changed(self, leading: bool) -> None:
+        if self.monitor is None or self.dispatcher is None:
+            return
+        if leading:
+            # Taking over from another controller, what waits was announced to that one:
+            # take every waiting task. At start, young tasks may still have an event coming.
+            self.monitor.take_lead(everything=self._up)
+        else:
+            self.dispatcher.stand_by()
 
     def _reloaded(self, result: ReloadResult) -> None:
         if self.node is not None:
@@ -279,6 +297,8 @@ class SkaldsSystem:
             self.monitor.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
+        if self.leadership is not None:
+            self.leadership.stop()  # handed back: a standby takes over at once
         if self._backends is not None and self._own_backends:
             self._backends.close()
         if self._socket is not None:

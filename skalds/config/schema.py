@@ -39,6 +39,11 @@ class ControllerConf:
         256 * 1024, "larger attachments reach the node through the task store, not in the event", min=1024
     )
     max_batch: int = setting(1000, "most tasks one POST /api/tasks/batch may create", min=1)
+    id: str | None = setting(None, "this controller's name among several (null: host-port)")
+    lead_ttl_s: float = setting(
+        2.5, "of several controllers one places and judges; silent this long, a standby takes over", min=0.2
+    )
+    lead_renew_interval_s: float = setting(0.5, "how often the leading controller renews, a standby tries", min=0.05)
     api_keys: Any = setting(
         None, "operator keys, comma-separated (better: SKALDS_API_KEYS); set, every request needs one"
     )

@@ -18,12 +18,14 @@ from skalds.config.schema import DEFAULTS
 from skalds.controller import errors
 from skalds.controller.access import Access, AccessPolicy
 from skalds.controller.events import EventHub
+from skalds.controller.leadership import ROLE, Leadership
 from skalds.controller.limits import BodyLimit
 from skalds.controller.metrics import CONTENT_TYPE, Metrics
 from skalds.controller.models import COMMON_ERRORS
 from skalds.controller.nodes import NodeDirectory
 from skalds.controller.routes import dashboard, events, logs, skalds, system, tasks
 from skalds.core.task import now_ms
+from skalds.errors import BackendUnavailable
 from skalds.reload.reloader import PoolReloader
 from skalds.service.tasks import TaskService
 
@@ -83,6 +85,19 @@ class AppState:
     info: ControllerInfo = field(default_factory=ControllerInfo)
     started: float = field(default_factory=time.monotonic)
     started_ms: int = field(default_factory=now_ms)
+    #: The controller lease, when several controllers may run (None: this one always leads).
+    leadership: Leadership | None = None
+
+    def lead(self) -> dict[str, Any]:
+        """This controller's part among several: ``{id, role, leader}``."""
+        lead = self.leadership
+        if lead is None:
+            return {"id": self.here, "role": "leader", "leader": self.here}
+        try:
+            holder = lead.live.lead_holder(ROLE)
+        except BackendUnavailable:
+            holder = None
+        return {"id": lead.holder, "role": "leader" if lead.leading() else "standby", "leader": holder}
 
 
 def create_app(
@@ -97,6 +112,7 @@ def create_app(
     info: ControllerInfo | None = None,
     access: dict[str, Any] | None = None,
     max_request_bytes: int = DEFAULTS.controller.max_request_bytes,
+    leadership: Leadership | None = None,
 ) -> FastAPI:
     """Build the API around a task service (and the pool's reloader, if this process watches
     one). Routes hold no try/except: errors map to HTTP in one place."""
@@ -116,6 +132,7 @@ def create_app(
         reloader,
         here,
         info or ControllerInfo(),
+        leadership=leadership,
     )
     app.add_middleware(BodyLimit, max_bytes=max_request_bytes)
     rules = dict(access or {})

@@ -26,7 +26,7 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from skalds.controller.preemption import Preemptor
@@ -82,8 +82,10 @@ class Dispatcher:
         store: TaskStore,
         live: LiveState,
         settings: DispatcherSettings | None = None,
+        group: str = "skalds-dispatcher",
     ) -> None:
         self.policy = policy
+        self.group = group
         self.bus = bus
         self.store = store
         self.live = live
@@ -102,6 +104,8 @@ class Dispatcher:
         self._cond = threading.Condition()
         self._round_lock = threading.Lock()  # one round at a time (the loop, or a direct call)
         self._stopping = False
+        #: Whether this controller places tasks now (several controllers: only the leader).
+        self.leading: Callable[[], bool] = lambda: True
         self._subscription: Subscription | None = None
         self._thread = threading.Thread(target=self._loop, name="skalds-dispatcher", daemon=True)
 
@@ -109,7 +113,7 @@ class Dispatcher:
     def start(self) -> None:
         """Subscribe to placements, cancels and status changes; start the dispatch thread."""
         topics = [str(Topic.TASK_ASSIGN), str(Topic.TASK_CANCEL), str(Topic.TASKWORKER_UPDATE)]
-        self._subscription = self.bus.subscribe(topics, "skalds-dispatcher", self._on_event)
+        self._subscription = self.bus.subscribe(topics, self.group, self._on_event)
         self.reasons.start()
         self._thread.start()
 
@@ -180,7 +184,18 @@ class Dispatcher:
             if self._waiting:
                 self.wake()
 
+    def stand_by(self) -> None:
+        """Another controller leads now: forget what waits (the store keeps it; the sweep
+        after taking the lead again reads it back)."""
+        with self._cond:
+            for task_id in list(self._waiting):
+                self._drop(task_id)
+            self._incoming.clear()
+            self._watched = frozenset()
+
     def _on_event(self, event: Event) -> None:
+        if not self.leading():
+            return  # the leader acts on it; the store has it for a sweep after a takeover
         value = event.value
         if event.topic == Topic.TASK_ASSIGN:
             assign = TaskEvent.model_validate(value)
@@ -241,7 +256,10 @@ class Dispatcher:
             return [t for t in task_ids if t in self._waiting]
 
     def run_round(self) -> Round | None:
-        """One round over every waiting task (None when no task waits)."""
+        """One round over every waiting task (None when no task waits, or while another
+        controller leads)."""
+        if not self.leading():
+            return None
         with self._round_lock:
             with self._cond:
                 incoming, self._incoming, self._dirty = list(self._incoming), {}, False
@@ -336,6 +354,8 @@ class Dispatcher:
 
     # ---- writes ------------------------------------------------------------------------------
     def _assign(self, task: Task, node_id: str, holds: dict[str, float]) -> bool:
+        if not self.leading():
+            return False  # lost the lead during the round: the new leader places it
         started = time.perf_counter()
         try:
             written = self.store.apply(
@@ -370,7 +390,7 @@ class Dispatcher:
     def _fail(self, task: Task | None, why: str) -> None:
         """Fail a waiting task that can never start (its deadline passed, a dependency
         failed); tell whoever listens, as a node tells of a failed run."""
-        if task is None:
+        if task is None or not self.leading():
             return
         error = TaskError(message=why)
         try:

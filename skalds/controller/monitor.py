@@ -79,6 +79,9 @@ class Monitor:
         self._unavailable = 0
         self._marks: dict[str, tuple[str | None, float]] = {}  # node -> (mark, seen unchanged since)
         self._marks_since = time.monotonic()
+        #: Whether this controller judges nodes and sweeps now (several controllers: only
+        #: the leader; the others only follow the nodes for their API).
+        self.leading: Callable[[], bool] = lambda: True
         self._thread = threading.Thread(target=self._loop, name="skalds-monitor", daemon=True)
 
     def start(self) -> None:
@@ -91,6 +94,17 @@ class Monitor:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+
+    def take_lead(self, everything: bool = False) -> None:
+        """This controller just took the lead: judge no node before a full lease TTL of its
+        own watching, and sweep now; with ``everything``, take even the tasks that changed
+        just now (their events went to the old leader)."""
+        self._trust_from = self._marks_since = time.monotonic()
+        self._marks.clear()
+        if everything:
+            logger.info("monitor: took the lead; every node gets a full lease before it is judged")
+        self._next_sweep = time.monotonic() + self.settings.sweep_interval_s
+        self.sweep(settled_ms=now_ms() + 1 if everything else None)
 
     def _regrant(self, why: str) -> None:
         self._trust_from = self._marks_since = time.monotonic()
@@ -136,6 +150,8 @@ class Monitor:
         nodes = self.live.nodes()
         if self.on_nodes is not None:
             self.on_nodes(nodes)
+        if not self.leading():
+            return
         self.dispatcher.nodes_seen(nodes)
         live = {n.id for n in nodes}
         marks = self.store.node_marks()
@@ -167,15 +183,16 @@ class Monitor:
             out[node] = seen[1]
         return out
 
-    def sweep(self) -> None:
+    def sweep(self, settled_ms: int | None = None) -> None:
         """Give the dispatcher every task that waits for a node, as the store has it now (an
         event was missed, or a task changed), and have it run a round (one indexed query).
         Tasks changed within the last sweep interval that it does not know yet are left to
         their own event, still on its way: a script that creates a task and then names its
-        executor (the seed's way) must not have it placed elsewhere in between."""
+        executor (the seed's way) must not have it placed elsewhere in between. ``settled_ms``
+        moves that line (a new leader takes every task: their events reached the old one)."""
         read_at = time.monotonic()
         waiting = self.store.find(TaskQuery(unplaced=True, limit=100_000))
-        settled = now_ms() - int(self.settings.sweep_interval_s * 1000)
+        settled = settled_ms if settled_ms is not None else now_ms() - int(self.settings.sweep_interval_s * 1000)
         self.dispatcher.resync(waiting.items, settled, read_at)
 
     def _recover_node(self, executor: str) -> None:

@@ -49,6 +49,25 @@ class LiveState(abc.ABC):
         """Every node whose lease has not expired, in no particular order."""
 
     @abc.abstractmethod
+    def claim_lead(self, role: str, holder: str, ttl_s: float) -> str | None:
+        """Create or renew the lease of ``role`` (such as ``controller``) for ``holder``, for
+        ``ttl_s`` seconds, atomically, unless another holder's lease of it is live.
+
+        Returns None when the lease is ``holder``'s now, else the live holder (nothing written).
+
+        Raises:
+            BackendUnavailable: the backend cannot be reached; the lease may not be renewed.
+        """
+
+    @abc.abstractmethod
+    def release_lead(self, role: str, holder: str) -> None:
+        """Drop the lease of ``role`` at once, if ``holder`` holds it (clean shutdown). Idempotent."""
+
+    @abc.abstractmethod
+    def lead_holder(self, role: str) -> str | None:
+        """Who holds the lease of ``role`` now, if anyone."""
+
+    @abc.abstractmethod
     def put_heartbeats(self, beats: Sequence[Heartbeat], ttl_s: float) -> None:
         """Record many heartbeats in one round trip; each expires after ``ttl_s`` seconds."""
 

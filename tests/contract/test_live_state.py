@@ -54,6 +54,24 @@ def test_an_expired_lease_of_another_instance_can_be_claimed(live_state: LiveSta
     assert [n.instance for n in live_state.nodes() if n.id == f"{unique}-n1"] == ["new"]
 
 
+def test_a_lead_has_one_holder_until_it_expires_or_is_released(live_state: LiveState, unique: str) -> None:
+    role = f"{unique}-controller"
+    assert live_state.lead_holder(role) is None
+    assert live_state.claim_lead(role, "a", ttl_s=30) is None
+    assert live_state.claim_lead(role, "a", ttl_s=30) is None, "renewed by its holder"
+    assert live_state.claim_lead(role, "b", ttl_s=30) == "a", "refused, holder named"
+    assert live_state.lead_holder(role) == "a"
+    live_state.release_lead(role, "b")  # not its lead: nothing happens
+    assert live_state.lead_holder(role) == "a"
+    live_state.release_lead(role, "a")
+    live_state.release_lead(role, "a")  # idempotent
+    assert live_state.lead_holder(role) is None
+    assert live_state.claim_lead(role, "b", ttl_s=0.3) is None, "free again"
+    assert live_state.claim_lead(f"{unique}-other", "a", ttl_s=30) is None, "roles are independent"
+    wait_until(lambda: live_state.claim_lead(role, "a", ttl_s=30) is None, timeout_s=5, message="expired, taken")
+    assert live_state.lead_holder(role) == "a"
+
+
 def test_heartbeats_are_batched_read_by_task_and_expire_each_on_its_own(live_state: LiveState, unique: str) -> None:
     a, b = f"{unique}-a", f"{unique}-b"
     live_state.put_heartbeats([Heartbeat(a, "n", 1, int(time.time() * 1000), 0.5, "half")], ttl_s=1.0)

@@ -8,7 +8,10 @@ figures are the same as for the standalone faults; for a fault only a lease expi
 
 from __future__ import annotations
 
+import os
+import random
 import signal
+import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ import pytest
 
 from skalds.testing import wait_until
 from tests.faults.conftest import FAULT_OVERRIDES, Watch, assert_truthful
+from tests.faults.observe import Journal
 from tests.procs import Cluster, SkaldsProcess, online
 from tests.servers import tansu, unavailable
 from tests.servers.mongo import MongoServer, start_mongo
@@ -291,3 +295,67 @@ def test_an_edge_frozen_past_its_lease_keeps_its_own_tasks_running_and_adopts_th
     assert_truthful(report)
     assert report.copies == 1, "the running copy was kept, not restarted"
     assert watch.api.get("/api/tasks/edge-cam").json()["executor"] == "edge-1"
+
+
+def _role(controller: SkaldsProcess) -> str:
+    return str(controller.http.get("/api/system/config").json()["controller"]["role"])
+
+
+def test_two_controllers_either_killed_at_any_moment_place_every_task_once(cluster: Cluster, tmp_path: Path) -> None:
+    # Two controllers behind one address: one leads (places, judges nodes), the other serves
+    # the API and stands by. Either is SIGKILLed at a random moment after a burst of creates
+    # through it; what it had not placed yet, the other places, and nothing runs twice.
+    cycles = int(os.environ.get("SKALDS_STANDBY_CYCLES", "3"))
+    controllers = [cluster.start("controller", "controller-1"), cluster.start("controller", "controller-2")]
+    room = f"node.capacity={5 * cycles + 8}"  # room for every task: none waits for a slot
+    cluster.start("node", "node-a", room)
+    cluster.start("node", "node-b", room)
+    wait_until(lambda: len(online(controllers[0].http)) == 2, timeout_s=30, message="two nodes up")
+    assert sorted(_role(c) for c in controllers) == ["leader", "standby"]
+    journal_path = tmp_path / "journal.jsonl"
+    journal = Journal(journal_path)
+    created: list[str] = []
+
+    def create(via: SkaldsProcess, task_id: str) -> None:
+        body = {"id": task_id, "className": "FaultWorker", "attachments": {"journal": str(journal_path)}}
+        r = via.http.post("/api/tasks", json=body)
+        assert r.status_code == 201, r.text
+        created.append(task_id)
+
+    rng = random.Random(11)
+    takeovers: list[float] = []
+    try:
+        for cycle in range(cycles):
+            leader = next(c for c in controllers if _role(c) == "leader")
+            kill_leader = cycle % 3 != 1  # now and then the standby dies instead
+            victim = leader if kill_leader else next(c for c in controllers if c is not leader)
+            survivor = next(c for c in controllers if c is not victim)
+            for i in range(4):
+                create(victim, f"c{cycle}-burst{i}")
+            time.sleep(rng.uniform(0.0, 0.15))  # the kill lands anywhere in the placement
+            victim.kill()
+            killed = time.monotonic()
+            probe = f"c{cycle}-probe"
+            create(survivor, probe)
+            wait_until(lambda p=probe: p in {c.task for c in journal.live()}, timeout_s=30, message=f"{probe} runs")
+            started = next(c.start for c in journal.snapshot() if c.task == probe)
+            if kill_leader:
+                takeovers.append(started - killed)
+            assert _role(survivor) == "leader"
+            victim.start()  # back, as the standby
+            assert _role(victim) == "standby"
+        wait_until(lambda: {c.task for c in journal.live()} >= set(created), timeout_s=30, message="every task runs")
+        time.sleep(1.0)  # a second placement, if there were one, would have started by now
+        copies = journal.snapshot()
+        runs = {task: [c for c in copies if c.task == task] for task in created}
+        twice = {task: [(c.node, c.epoch) for c in cs] for task, cs in runs.items() if len(cs) != 1}
+        assert not twice, f"tasks placed more than once: {twice}"
+        tasks = {t["id"]: t for t in controllers[0].http.get("/api/tasks", params={"limit": 1000}).json()["items"]}
+        assert {t: tasks[t]["lifecycleStatus"] for t in created} == dict.fromkeys(created, "Running")
+        assert all(tasks[t]["attempt"] == 0 for t in created), "no retry consumed"
+    finally:
+        journal.close()
+    print(
+        f"standby takeover, SIGKILL of the leader -> a task created through the other runs: "
+        f"median {statistics.median(takeovers):.2f}s, worst {max(takeovers):.2f}s over {len(takeovers)}"
+    )

@@ -24,6 +24,7 @@ class MemoryLiveState(LiveState):
         self._beats: dict[str, tuple[float, Heartbeat]] = {}
         self._logs: dict[str, tuple[float, deque[tuple[int, LogLine]]]] = {}
         self._line_ids = itertools.count(1)
+        self._leads: dict[str, tuple[float, str]] = {}  # role -> (deadline, holder)
 
     def claim_node(self, node: NodeInfo, ttl_s: float, *, force: bool = False) -> NodeInfo | None:
         now = time.monotonic()
@@ -44,6 +45,26 @@ class MemoryLiveState(LiveState):
         now = time.monotonic()
         with self._lock:
             return [n for deadline, n in self._nodes.values() if deadline > now]
+
+    def claim_lead(self, role: str, holder: str, ttl_s: float) -> str | None:
+        now = time.monotonic()
+        with self._lock:
+            current = self._leads.get(role)
+            if current is not None and current[0] > now and current[1] != holder:
+                return current[1]
+            self._leads[role] = (now + ttl_s, holder)
+            return None
+
+    def release_lead(self, role: str, holder: str) -> None:
+        with self._lock:
+            current = self._leads.get(role)
+            if current is not None and current[1] == holder:
+                del self._leads[role]
+
+    def lead_holder(self, role: str) -> str | None:
+        with self._lock:
+            current = self._leads.get(role)
+            return current[1] if current is not None and current[0] > time.monotonic() else None
 
     def put_heartbeats(self, beats: Sequence[Heartbeat], ttl_s: float) -> None:
         deadline = time.monotonic() + ttl_s

@@ -11,6 +11,9 @@ A task's output lines are the stream ``<prefix>:logs:<task id>`` (one entry per 
 ``j`` = the line's JSON), trimmed to about the lines to keep at each ``XADD`` and expiring as a
 whole some time after the last one; the entry ids are the cursors readers resume from.
 
+The lease of a role that one process of several holds at a time (the leading controller) is
+the string ``<prefix>:lead:<role>``: its holder, with a millisecond TTL.
+
 With ``seed_keys`` on (the default) it also keeps the original Skalds' keys up to date
 (``skalds:hash``, ``task:{id}:heartbeat``, ...; see :mod:`skalds.backends.redis.seed_keys`) in
 the same round trips, for monitors written for the original.
@@ -90,6 +93,25 @@ end
 return 0
 """
 )
+
+# Claim (create or renew) the lease of a role unless another holder's is live, atomically.
+# KEYS[1] the role's key; ARGV: holder, TTL ms. Returns the live holder when refused, nil when ours.
+_LEAD = """
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then
+  return current
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+
+# Drop the lease of a role if the given holder has it. KEYS[1] the role's key; ARGV[1] holder.
+_UNLEAD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 _NEEDS = "RedisLiveState needs Redis >= 7.4 or Valkey >= 9 (per-field hash TTL, HPEXPIRE)"
 
@@ -182,6 +204,8 @@ class RedisLiveState(LiveState):
         )
         self._claim = self._fast.register_script(_CLAIM)
         self._release = self._fast.register_script(_RELEASE)
+        self._lead = self._fast.register_script(_LEAD)
+        self._unlead = self._fast.register_script(_UNLEAD)
         try:
             self._check_server()
         except (ConfigError, BackendUnavailable):
@@ -269,6 +293,39 @@ class RedisLiveState(LiveState):
         with self._translated("listing nodes"):
             raw = self._fast.hgetall(self._nodes_key)
         return [NodeInfo.from_dict(json.loads(value)) for value in raw.values()]
+
+    def _lead_key(self, role: str) -> str:
+        return f"{self.settings.key_prefix}:lead:{role}"
+
+    def claim_lead(self, role: str, holder: str, ttl_s: float) -> str | None:
+        """Create or renew the lease of ``role`` (a string key with a millisecond TTL) unless
+        another holder's is live; one atomic script.
+
+        Raises:
+            BackendUnavailable: the server cannot be reached; the lease may not be renewed.
+        """
+        with self._translated(f"claiming the lead of {role!r}"):
+            current = self._lead(keys=[self._lead_key(role)], args=[holder, max(1, _ttl_ms(ttl_s))])
+        return str(current) if current else None
+
+    def release_lead(self, role: str, holder: str) -> None:
+        """Drop the lease of ``role`` if ``holder`` has it. Idempotent.
+
+        Raises:
+            BackendUnavailable: the server cannot be reached.
+        """
+        with self._translated(f"releasing the lead of {role!r}"):
+            self._unlead(keys=[self._lead_key(role)], args=[holder])
+
+    def lead_holder(self, role: str) -> str | None:
+        """Who holds the lease of ``role`` now, if anyone.
+
+        Raises:
+            BackendUnavailable: the server cannot be reached.
+        """
+        with self._translated(f"reading the lead of {role!r}"):
+            current = self._fast.get(self._lead_key(role))
+        return str(current) if current else None
 
     def put_heartbeats(self, beats: Sequence[Heartbeat], ttl_s: float) -> None:
         """Record many heartbeats in one round trip (HSET + HPEXPIRE in MULTI/EXEC); each

@@ -88,10 +88,16 @@ def system_status(request: Request) -> SystemStatus:
     """Which parts run here (the API, the dispatcher, the monitor, the reloader)."""
     state = _state(request)
     info = state.info
+    lead = state.lead()
+    leading = lead["role"] == "leader"  # of several controllers, only the leader places and judges
     components = [
         Component(name="API", running=True, details={"host": info.host, "port": info.port}),
-        Component(name="Dispatcher", running=True, details={"strategy": info.dispatch_policy}),
-        Component(name="Monitor", running=True, details={"checkIntervalS": info.check_interval_s}),
+        Component(
+            name="Dispatcher", running=leading, details={"strategy": info.dispatch_policy, "leader": lead["leader"]}
+        ),
+        Component(
+            name="Monitor", running=leading, details={"checkIntervalS": info.check_interval_s, "leader": lead["leader"]}
+        ),
         Component(
             name="Reloader",
             running=state.reloader is not None,
@@ -127,6 +133,7 @@ def config_status(request: Request) -> dict[str, Any]:
             "heartbeatTimeout": info.heartbeat_timeout_s,
         },
         "dispatcher": {"interval": info.sweep_interval_s, "strategy": info.dispatch_policy},
+        "controller": state.lead(),
         "environment": "PRODUCTION",
         "logLevel": info.log_level,
         "backend": state.backend,
