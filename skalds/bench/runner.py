@@ -11,6 +11,8 @@ Skalds process needs from its start until it is ready (:mod:`skalds.bench.startu
 ``bench.phases`` picks among them; ``makespan`` (not in the default list) runs N short tasks
 of ``bench.task_s`` each on one node of ``node.capacity`` slots and reports how long all of
 them took against the floor N x task_s / capacity, and how fast a freed slot was filled.
+``nodes`` (not in the default list either; distributed backends only) places N tasks from a
+controller in this process on ``bench.nodes`` node processes (:mod:`skalds.bench.nodes`).
 Worker-side times come through the status events nodes publish. Results go to
 ``results.json`` in the Hydra job directory, and a table of them to stdout.
 """
@@ -38,6 +40,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from skalds.bench.harness import Progress, job_dir, job_info, machine_info, serve
+from skalds.bench.nodes import NodeFleet, node_capacity, require_distributed, run_nodes_phase
 from skalds.bench.probe import StatusRecorder
 from skalds.bench.startup import process_command, process_env, startup_figures
 from skalds.bench.stats import summarize
@@ -62,10 +65,11 @@ PHASES = (
     "large_burst",
     "failover",
     "startup",
+    "nodes",
     "makespan",
 )
-#: The phases run unless ``bench.phases`` says otherwise.
-DEFAULT_PHASES = PHASES[:-1]
+#: The phases run unless ``bench.phases`` says otherwise (not the two on systems of their own).
+DEFAULT_PHASES = PHASES[:-2]
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class BenchSettings:
     large_burst: int = 0
     large_burst_via: str = "batch"
     startup_samples: int = 3
+    #: How many node processes the nodes phase starts beside the controller.
+    nodes: int = 10
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> BenchSettings:
@@ -107,6 +113,8 @@ class BenchSettings:
             raise ConfigError(
                 f"bench.phases: unknown phase {unknown[0]!r}; known: {', '.join(PHASES)}", key="bench.phases"
             )
+        if bench.nodes < 1:
+            raise ConfigError(f"bench.nodes: must be >= 1 (got {bench.nodes})", key="bench.nodes")
         if bench.task_s <= 0:
             raise ConfigError(f"bench.task_s: must be > 0 (got {bench.task_s})", key="bench.task_s")
         return bench
@@ -427,9 +435,11 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     pool_file = out / "bench_pool.yaml"
     write_pool(pool_file)
     settings = load_settings(cfg)
+    if "nodes" in bench.phases:
+        require_distributed(settings)
     started = time.time()
     figures: dict[str, Any] = {}
-    main_phases = [p for p in bench.phases if p != "makespan"]
+    main_phases = [p for p in bench.phases if p not in ("nodes", "makespan")]
     if main_phases:
         # Every task of these phases runs at once: the node has a slot for each.
         capacity = max(settings.node.capacity, bench.tasks + 1, bench.large_burst + 1)
@@ -451,6 +461,8 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
                 else:
                     getattr(runner, phase)()
             figures.update(runner.figures)
+    if "nodes" in bench.phases:
+        figures.update(_nodes(settings, bench, out))
     if "makespan" in bench.phases:
         capacity = settings.node.capacity
         bare_pool = out / "makespan_pool.yaml"
@@ -469,6 +481,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
             "dispatch": settings.dispatch_policy,
             "heartbeat_interval_s": settings.node.supervision.heartbeat_interval_s,
             **({"capacity": settings.node.capacity, "task_s": bench.task_s} if "makespan" in bench.phases else {}),
+            **({"nodes": bench.nodes} if "nodes" in bench.phases else {}),
         },
         "job": job_info(),
         "machine": machine_info(),
@@ -480,6 +493,23 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     logger.info("benchmark results in %s: %s", out / "results.json", json.dumps(results["figures"]))
     print(f"{run_text(results)}\nresults: {out / 'results.json'}\n", flush=True)
     return results
+
+
+def _nodes(settings: Any, bench: BenchSettings, out: Path) -> dict[str, Any]:
+    """The nodes phase: a controller in this process (no node of its own), ``bench.nodes``
+    node processes beside it; see :mod:`skalds.bench.nodes`."""
+    pool = out / "nodes_pool.yaml"
+    write_pool(pool, declared=False)  # every slot for the phase's tasks
+    capacity = node_capacity(bench.tasks, bench.nodes)
+    figures: dict[str, Any] = {}
+    with _running(settings, bench, pool, out / "nodes-data", capacity, mode="controller") as runner:
+        fleet = NodeFleet(settings, runner.run_id, bench.nodes, capacity, pool, out)
+        try:
+            fleet.start()
+            figures.update(run_nodes_phase(runner, fleet))
+        finally:
+            figures["nodes_left_running"] = fleet.stop()
+    return figures
 
 
 def _victim_command(settings: Any, node_id: str, pool_file: Path) -> list[str]:
@@ -496,15 +526,18 @@ def _victim_command(settings: Any, node_id: str, pool_file: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def _running(settings: Any, bench: BenchSettings, pool_file: Path, data: Path, capacity: int) -> Iterator[Bench]:
+def _running(
+    settings: Any, bench: BenchSettings, pool_file: Path, data: Path, capacity: int, mode: str = "bench"
+) -> Iterator[Bench]:
     """A system of the benchmark's settings with nodes of ``capacity`` slots, its API served,
-    and a :class:`Bench` on it; stopped when the block ends."""
+    and a :class:`Bench` on it; stopped when the block ends. ``mode`` ``controller``: the
+    system runs no node of its own."""
     backend = dict(settings.backend)
     if backend.get("kind") == "local":
         backend["sqlite_path"] = str(data / "tasks.db")  # a fresh store per job
     settings = dataclasses.replace(
         settings,
-        mode="bench",
+        mode=mode,
         node=dataclasses.replace(settings.node, capacity=capacity),
         backend=backend,
         pool_file=pool_file,

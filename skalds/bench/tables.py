@@ -57,6 +57,20 @@ FIGURES: tuple[Figure, ...] = (
     Figure("makespan_s", "makespan, N short tasks", "s", "makespan of N short tasks", "measured"),
     Figure("makespan_floor_s", "makespan floor", "s", "makespan of N short tasks", "floor N x task_s / capacity"),
     Figure("refill_ms", "slot refill: a task ends -> the next starts", "ms"),
+    Figure("nodes_count", "nodes phase: node processes", "nodes"),
+    Figure("nodes_capacity", "nodes phase: slots per node", "slots"),
+    Figure("nodes_all_assigned_s", "nodes phase: first create -> last assigned", "s"),
+    Figure("nodes_all_running_s", "nodes phase: first create -> last running", "s"),
+    Figure("nodes_placed_per_s", "nodes phase: placements", "tasks/s", "placement throughput", "assigned"),
+    Figure("nodes_running_per_s", "nodes phase: starts", "tasks/s", "placement throughput", "running"),
+    Figure("nodes_tasks_per_node_min", "nodes phase: fewest tasks on a node", "tasks"),
+    Figure("nodes_tasks_per_node_max", "nodes phase: most tasks on a node", "tasks"),
+    Figure("nodes_cpu_controller_pct", "nodes phase: CPU, controller process", "% of a core"),
+    Figure("nodes_cpu_controller_ms_per_task", "nodes phase: controller CPU per placement", "ms"),
+    Figure("nodes_cpu_nodes_pct", "nodes phase: CPU, all node processes", "% of a core"),
+    Figure("nodes_cpu_node_max_pct", "nodes phase: CPU, busiest node process", "% of a core"),
+    Figure("nodes_all_gone_s", "nodes phase: cancel all -> all gone", "s"),
+    Figure("nodes_left_running", "nodes phase: processes left after SIGINT", "processes"),
     *(
         Figure(f"{what}_{kind}_s", f"{label} {kind}", "s")
         for kind in ("standalone", "controller", "node", "edge")

@@ -4,6 +4,7 @@ what they print, no process left."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -243,4 +244,67 @@ def test_the_makespan_phase_runs_short_tasks_on_a_small_node_and_reports_against
     assert f["refill_ms"]["count"] == 4, "every task after the first two waited for a slot"
     assert (results["config"]["capacity"], results["config"]["task_s"]) == (2, 0.3)
     assert any(line.startswith("makespan, N short tasks") for line in r.stdout.splitlines())
+    assert processes_in(tmp_path) == []
+
+
+NODES_FIGURES = {
+    "nodes_count",
+    "nodes_capacity",
+    "nodes_all_assigned_s",
+    "nodes_all_running_s",
+    "nodes_placed_per_s",
+    "nodes_running_per_s",
+    "nodes_tasks_per_node_min",
+    "nodes_tasks_per_node_max",
+    "nodes_cpu_controller_pct",
+    "nodes_cpu_controller_ms_per_task",
+    "nodes_cpu_nodes_pct",
+    "nodes_cpu_node_max_pct",
+    "nodes_all_gone_s",
+    "nodes_left_running",
+}
+
+
+def test_the_nodes_phase_places_tasks_on_node_processes_and_stops_them_all(tmp_path: Path) -> None:
+    from tests.servers import cluster_env
+
+    env = {**os.environ, **cluster_env()}
+    run_dir = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "skalds",
+        "+mode=bench",
+        "backend=distributed",
+        "backend.kafka.fetch_wait_max_ms=10",
+        "bench.phases=[nodes]",
+        "bench.nodes=3",
+        "bench.tasks=30",
+        "bench.timeout_s=90",
+        f"hydra.run.dir={run_dir}",
+    ]
+    r = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    f = results["figures"]
+    assert set(f) == NODES_FIGURES, "only the phase asked for ran, with every figure"
+    assert (f["nodes_count"], results["config"]["nodes"]) == (3, 3)
+    assert f["nodes_capacity"] == 20, "twice an even share of 30 tasks on 3 nodes"
+    # Every task landed on one of the three node processes (none on the controller).
+    assert 0 < f["nodes_tasks_per_node_min"] <= 10 <= f["nodes_tasks_per_node_max"] <= 20
+    assert 0 < f["nodes_all_assigned_s"] < 90 and 0 < f["nodes_all_running_s"] < 90
+    assert f["nodes_placed_per_s"] > 0 and f["nodes_running_per_s"] > 0
+    assert f["nodes_cpu_controller_ms_per_task"] > 0 and f["nodes_cpu_nodes_pct"] > 0
+    assert f["nodes_left_running"] == 0, "a node or one of its workers outlived SIGINT"
+    assert len([p for p in run_dir.iterdir() if p.name.startswith("nodes-bench-n")]) == 3, "a log per node"
+    assert any(line.startswith("nodes phase: placements") for line in r.stdout.splitlines())
+    assert processes_in(tmp_path) == []
+
+
+def test_the_nodes_phase_is_refused_on_the_embedded_backends(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "skalds", "+mode=bench", "bench.phases=[nodes]", f"hydra.run.dir={tmp_path / 'run'}"]
+    r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "bench.phases" in r.stderr and "backend=distributed" in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "run" / "results.json").exists()
     assert processes_in(tmp_path) == []

@@ -22,7 +22,7 @@ from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore, taken_ids
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the table changes; older files are migrated on open.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -43,7 +43,8 @@ CREATE INDEX IF NOT EXISTS tasks_class ON tasks (class_name);
 CREATE INDEX IF NOT EXISTS tasks_source ON tasks (source);
 CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created, id);
 CREATE INDEX IF NOT EXISTS tasks_updated ON tasks (updated);
-CREATE INDEX IF NOT EXISTS tasks_pinned_node ON tasks (pinned);
+-- A node's own waiting tasks: the pin alone would visit every ended task pinned there.
+CREATE INDEX IF NOT EXISTS tasks_pinned_state ON tasks (pinned, status, executor);
 CREATE TABLE IF NOT EXISTS node_marks (
     id          TEXT PRIMARY KEY,
     instance    TEXT NOT NULL,
@@ -136,6 +137,9 @@ class SqliteTaskStore(TaskStore):
             if "holds" not in columns:
                 # Tasks placed before version 5 recorded no holds: each counts one slot.
                 self._db.execute("ALTER TABLE tasks ADD COLUMN holds TEXT")
+        if exists and version < 6:
+            # Version 5 indexed the pin alone (see tasks_pinned_state); it is a prefix of the new one.
+            self._db.execute("DROP INDEX IF EXISTS tasks_pinned_node")
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
