@@ -22,7 +22,9 @@ class StatusRecorder:
         self.applied: dict[tuple[str, int], float] = {}
         self.exited: dict[str, float] = {}
         self._cond = threading.Condition()
-        self._subscription = bus.subscribe([str(Topic.TASKWORKER_UPDATE)], f"bench-{uuid.uuid4().hex[:8]}", self._on)
+        self._subscription = bus.subscribe(
+            [str(Topic.TASKWORKER_UPDATE)], f"bench-{uuid.uuid4().hex[:8]}", self._on, sole=True
+        )
 
     def _on(self, event: Event) -> None:
         status = StatusEvent.model_validate(event.value)

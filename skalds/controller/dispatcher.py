@@ -113,7 +113,7 @@ class Dispatcher:
     def start(self) -> None:
         """Subscribe to placements, cancels and status changes; start the dispatch thread."""
         topics = [str(Topic.TASK_ASSIGN), str(Topic.TASK_CANCEL), str(Topic.TASKWORKER_UPDATE)]
-        self._subscription = self.bus.subscribe(topics, self.group, self._on_event)
+        self._subscription = self.bus.subscribe(topics, self.group, self._on_event, sole=True)  # a group per controller
         self.reasons.start()
         self._thread.start()
 

@@ -184,7 +184,7 @@ class HubFeed:
     def start(self) -> None:
         """Subscribe (in a group of this process's own) and start polling."""
         group = f"skalds-events-{uuid.uuid4().hex[:12]}"
-        self._subscription = self.bus.subscribe([str(t) for t in HUB_TOPICS], group, self._on_event)
+        self._subscription = self.bus.subscribe([str(t) for t in HUB_TOPICS], group, self._on_event, sole=True)
         threading.Thread(target=self._poll_loop, name="skalds-events", daemon=True).start()
 
     def stop(self) -> None:

@@ -154,7 +154,12 @@ class NodeAgent:
             self.supervisor.shutdown()
             raise
         self.lease.start()
-        self._subscription = self.bus.subscribe([str(t) for t in NODE_TOPICS], f"node-{self.id}", self._on_event)
+        self._subscription = self.bus.subscribe(
+            [str(t) for t in NODE_TOPICS],
+            f"node-{self.id}",
+            self._on_event,
+            sole=True,  # its lease is held
+        )
         self._requeue_leftovers()
         self._state = "ready"
         self.lease.renew_now()

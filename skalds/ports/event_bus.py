@@ -48,10 +48,16 @@ class EventBus(abc.ABC):
         """
 
     @abc.abstractmethod
-    def subscribe(self, topics: Sequence[str], group: str, handler: Handler) -> Subscription:
+    def subscribe(self, topics: Sequence[str], group: str, handler: Handler, *, sole: bool = False) -> Subscription:
         """Deliver events of ``topics`` to ``handler`` on a thread owned by the bus, one at
         a time. A handler that raises is logged and the event counts as handled; handlers
         report their own retries.
+
+        Every group gets every event; the subscribers of one group share them, each event
+        going to one of them. ``sole`` promises that this is its group's only subscriber (a
+        group named after something only one process holds, or a random name), so the
+        adapter may skip coordinating the group: the Kafka adapter reads every partition
+        directly instead of waiting for a group rebalance.
 
         Returns once the subscription is live: events published after the call are delivered.
         """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from skalds.backends.local.event_bus import LocalEventBus
 from skalds.ports.event_bus import Event, EventBus
 from skalds.testing import wait_until
 
@@ -94,3 +95,25 @@ def test_closing_twice_is_harmless(event_bus: EventBus, unique: str) -> None:
     sub.close()
     event_bus.close()
     event_bus.close()
+
+
+def test_a_sole_subscriber_gets_every_event_at_once_and_resumes_after_what_it_handled(
+    event_bus: EventBus, unique: str
+) -> None:
+    topic = f"{unique}.sole"
+    first = Collector()
+    sub = event_bus.subscribe([topic], unique, first, sole=True)
+    for i in range(10):  # published right after it returned: every partition's events reach it
+        event_bus.publish(topic, f"k{i}", {"n": i})
+    event_bus.flush()
+    wait_until(lambda: len(first.values()) == 10, timeout_s=30, message="all ten delivered")
+    assert sorted(v["n"] for v in first.values()) == list(range(10))
+    sub.close()
+    if isinstance(event_bus, LocalEventBus):
+        return  # in-process events live only as long as their process: nothing to resume
+    event_bus.publish(topic, "k", {"n": 10})
+    event_bus.flush()
+    again = Collector()
+    event_bus.subscribe([topic], unique, again, sole=True)  # the same group, later
+    wait_until(lambda: {"n": 10} in again.values(), timeout_s=30, message="the event published meanwhile")
+    assert len(again.values()) < 11, "it resumed after what was handled, not from the start"

@@ -37,6 +37,8 @@ class KafkaSubscription(Subscription):
         recover_topics: called (on this thread) when the broker says a topic is missing; it
             re-creates the topics. May raise ``SkaldsError``.
         on_closed: called once the subscription closed, to forget it.
+        sole: the group's only member: take every partition directly, with no group join
+            (commits still go to the group, so a restart resumes where it left off).
     """
 
     def __init__(
@@ -47,8 +49,10 @@ class KafkaSubscription(Subscription):
         handler: Handler,
         recover_topics: Callable[[], None],
         on_closed: Callable[[KafkaSubscription], None],
+        sole: bool = False,
     ) -> None:
         self.group = group
+        self.sole = sole
         self._topics = dict(topics)
         self._handler = handler
         self._recover_topics = recover_topics
@@ -83,8 +87,14 @@ class KafkaSubscription(Subscription):
         """
         started = time.monotonic()
         try:
-            self._consumer.subscribe(list(self._topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
-        except KafkaException as exc:
+            if self.sole:
+                # No other member to share with: read every partition, from the group's
+                # committed offsets (else the earliest), without a rebalance to wait for.
+                self._consumer.assign(self._partitions(timeout_s))
+                self._assigned.set()
+            else:
+                self._consumer.subscribe(list(self._topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        except (KafkaException, BackendUnavailable) as exc:
             self._consumer.close()
             raise BackendUnavailable(f"cannot subscribe group {self.group} to Kafka: {exc}") from exc
         self._thread.start()
@@ -94,6 +104,25 @@ class KafkaSubscription(Subscription):
         logger.info(
             "subscribed group %s to %s in %.2fs", self.group, sorted(self._topics.values()), time.monotonic() - started
         )
+
+    def _partitions(self, timeout_s: float) -> list[TopicPartition]:
+        """Every partition of the topics, as the cluster's metadata has them (the bus has
+        created the topics; a broker that does not list them yet is asked again)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            missing, found = [], []
+            for topic in self._topics:
+                meta = self._consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic()))
+                info = meta.topics.get(topic)
+                if info is None or info.error is not None or not info.partitions:
+                    missing.append(topic)
+                else:
+                    found += [TopicPartition(topic, p) for p in sorted(info.partitions)]
+            if not missing:
+                return found
+            if time.monotonic() >= deadline:
+                raise BackendUnavailable(f"no partitions of {missing} within {timeout_s:.1f}s")
+            time.sleep(0.05)
 
     def close(self) -> None:
         """Stop polling, let a handler call under way end, close the consumer (leaving the

@@ -162,8 +162,10 @@ class KafkaEventBus(EventBus):
             except KafkaException as exc:
                 raise BackendUnavailable(f"cannot publish to Kafka topic {name}: {exc}") from exc
 
-    def subscribe(self, topics: Sequence[str], group: str, handler: Handler) -> Subscription:
-        """Start a consumer of ``topics`` in ``group``; return once it has its partitions
+    def subscribe(self, topics: Sequence[str], group: str, handler: Handler, *, sole: bool = False) -> Subscription:
+        """Start a consumer of ``topics`` in ``group``; return once it has its partitions:
+        with ``sole``, every partition of the topics, assigned directly (one metadata round
+        trip; the group only keeps the committed offsets); otherwise through a group join
         (about half the session timeout on a fresh group, at most 3 session timeouts).
 
         Handlers run one at a time on the subscription's thread and see the topic names
@@ -187,6 +189,7 @@ class KafkaEventBus(EventBus):
             handler,
             recover_topics=lambda: self._recover_topics(names),
             on_closed=self._forget_subscription,
+            sole=sole,
         )
         with self._lock:
             self._subscriptions.add(sub)

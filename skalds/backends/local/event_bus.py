@@ -71,7 +71,7 @@ class LocalEventBus(EventBus):
         for sub in targets:
             sub.deliver(event)
 
-    def subscribe(self, topics: Sequence[str], group: str, handler: Handler) -> Subscription:
+    def subscribe(self, topics: Sequence[str], group: str, handler: Handler, *, sole: bool = False) -> Subscription:
         sub = _LocalSubscription(self, topics, group, handler)
         with self._lock:
             for topic in sub.topics:
