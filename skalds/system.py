@@ -3,7 +3,8 @@
 ``SkaldsSystem`` is what ``python -m skalds`` runs and what tests start in-process: bind the
 API's port (so a busy port stops the start before anything runs), build the backends (the
 embedded ones lock their data directory first), start the node (it must hold its lease before
-the dispatcher runs), start the dispatcher and monitor, serve HTTP; stop in the reverse order.
+the dispatcher runs), start the dispatcher and monitor, serve HTTP; stop the controller's
+loops first (a standby controller takes over at once), then drain the node.
 """
 
 from __future__ import annotations
@@ -284,21 +285,23 @@ class SkaldsSystem:
         return self.exit_code
 
     def stop(self) -> None:
-        """Stop the declared tasks' watcher, drain the node (its tasks handed back), then the
-        controller loops, then the backends. Safe to call twice."""
+        """Stop the declared tasks' watcher, the controller loops, drain the node (its tasks
+        handed back), then the backends. Safe to call twice."""
         started = time.perf_counter()
         if self.reloader is not None:
             self.reloader.stop()
-        if self.node is not None:
-            self.node.stop()
-        if self.feed is not None:
-            self.feed.stop()
+        # The controller's loops first: what the node hands back waits in the store for the
+        # next start, or for a standby controller, which takes the lease over at once.
         if self.monitor is not None:
             self.monitor.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         if self.leadership is not None:
-            self.leadership.stop()  # handed back: a standby takes over at once
+            self.leadership.stop()
+        if self.node is not None:
+            self.node.stop()
+        if self.feed is not None:
+            self.feed.stop()
         if self._backends is not None and self._own_backends:
             self._backends.close()
         if self._socket is not None:

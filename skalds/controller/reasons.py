@@ -66,7 +66,9 @@ class ReasonWriter:
             queued = self._queued.get(task.id)
             if new_cause and (queued is None or reason_kind(queued[1]) != reason_kind(reason)):
                 # What no change of load will cure is worth an operator's eye.
-                level = logging.WARNING if reason.startswith(_NEEDS_A_HAND) else logging.INFO
+                # A node that is stopping (a restart, a deploy) needs no hand.
+                needs_hand = reason.startswith(_NEEDS_A_HAND) and not reason.endswith("is stopping")
+                level = logging.WARNING if needs_hand else logging.INFO
                 logger.log(level, "task %s waits: %s", task.id, reason)
             self._queued[task.id] = (task, reason)
             self._cond.notify()

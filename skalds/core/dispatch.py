@@ -190,9 +190,11 @@ def fit(task: Task, candidates: Sequence[Candidate]) -> Fit:
         if all(c.node.draining for c in pool):
             return Fit([], [], f"pinned to node {bound}, which is stopping")
     else:
-        pool = [c for c in candidates if c.node.mode != "edge" and not c.node.draining]
+        pool = [c for c in candidates if c.node.mode != "edge"]
     offering = [c for c in pool if task.class_name in c.node.classes and not c.node.draining]
     if not offering:
+        if any(task.class_name in c.node.classes for c in pool):
+            return Fit([], [], f"every node offering class {task.class_name} is stopping")
         return Fit([], [], f"no node offers class {task.class_name}")
     matching = [(c, n) for c in offering if carries(c.node, (n := c.needs(task)).required_labels)]
     if not matching:

@@ -162,7 +162,7 @@ class NodeAgent:
         )
         self._requeue_leftovers()
         self._state = "ready"
-        self.lease.renew_now()
+        self.lease.publish()  # ready in its record before start returns: a dispatcher sees it so
         self.reconciler.place_waiting()  # what is bound here runs now, not a sweep later
         self.reconciler.loop.start()
         self.beats.loop.start()

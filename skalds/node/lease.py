@@ -151,6 +151,21 @@ class LeaseKeeper:
         """Renew at once, e.g. to publish a changed record."""
         self._now.set()
 
+    def publish(self) -> None:
+        """Renew on the caller's thread, so the changed record (the node became ready) is what
+        readers see once this returns. A failure, or a holder that took the id over, is left
+        to the renewal thread, which is asked to renew at once."""
+        started = time.monotonic()
+        try:
+            holder = self.live.claim_node(self.describe(), self.settings.ttl_s)
+        except BackendUnavailable:
+            holder = None
+            started = 0.0
+        if holder is not None or not started:
+            self.renew_now()
+            return
+        self._renewed_at = max(self._renewed_at or 0.0, started)
+
     def current(self) -> LeaseValid | None:
         """The worker deadlines of the lease held now, or None if it may have lapsed (a worker
         started now would stop itself at once)."""

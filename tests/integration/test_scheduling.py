@@ -157,6 +157,26 @@ def test_a_task_still_waiting_at_its_deadline_fails_and_a_placed_one_is_never_st
 
 
 # ---- two nodes with different labels, on shared embedded backends --------------------------
+def test_a_clean_start_and_stop_say_nothing_false_about_why_a_task_waits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Observed before: every clean stop warned "task ... waits: no node offers class
+    # MyWorker" (the only node offering it was stopping), as if the pool lacked the class.
+    pool = write_pool(
+        tmp_path / "pool.yaml", {"declared": {"className": "MyWorker", "attachments": {"rtspUrl": "x", "fixFrame": 1}}}
+    )
+    with caplog.at_level("INFO"):
+        system = make_system(tmp_path / "data", pool=pool).start()
+        try:
+            api = TestClient(system.app, base_url="http://localhost")
+            wait_until(lambda: state(api, "declared") == "Running", message="declared task runs")
+        finally:
+            system.stop()
+    waits = [(r.levelname, r.getMessage()) for r in caplog.records if " waits: " in r.getMessage()]
+    assert all("no node offers" not in m for _, m in waits), waits
+    assert all(level == "INFO" for level, _ in waits), "nothing an operator must act on"
+
+
 def _pool(path: Path, classes: dict[str, Any], **extra: Any) -> Path:
     path.write_text(yaml.safe_dump({"name": path.stem, "classes": classes, "tasks": {}, **extra}))
     return path
