@@ -213,7 +213,12 @@ class Monitor:
                     task, Action.REQUEUE, ended=ended, actor="monitor", reason=f"{error.message}; waits for it"
                 )
             else:
-                transition = self.settings.retry.lost(task, AttemptOutcome.NODE_LOST, error, actor="monitor")
+                # Its workers stopped by their lease, which ran out a TTL ago at least: the
+                # backoff has been running since then.
+                lost_at = now_ms() - int(self.settings.lease_ttl_s * 1000)
+                transition = self.settings.retry.lost(
+                    task, AttemptOutcome.NODE_LOST, error, actor="monitor", lost_at_ms=lost_at
+                )
             written = self.store.apply(transition)
         except (StaleWrite, InvalidTransition):
             return

@@ -228,9 +228,18 @@ class RetryPolicy:
         """Backoff before retry number ``retry`` (1 for the first)."""
         return float(min(self.backoff_cap_s, self.backoff_base_s * 2 ** max(0, retry - 1)))
 
-    def lost(self, task: Task, outcome: AttemptOutcome, error: TaskError, actor: str | None = None) -> Transition:
+    def lost(
+        self,
+        task: Task,
+        outcome: AttemptOutcome,
+        error: TaskError,
+        actor: str | None = None,
+        lost_at_ms: int | None = None,
+    ) -> Transition:
         """The write after ``task``'s run was lost, by the task's own policy: a requeue with
-        backoff while retries are left (``attempt`` + 1), else Failed with ``error``.
+        backoff while retries are left (``attempt`` + 1), else Failed with ``error``. The
+        backoff counts from ``lost_at_ms`` when the run ended before it was noticed (a lost
+        node's workers stopped by their lease, a lease TTL before the monitor could tell).
 
         Raises:
             InvalidTransition: the task's state allows neither (it ended meanwhile).
@@ -247,8 +256,9 @@ class RetryPolicy:
                 **failure_fields(error),
             )
         retry = task.attempt + 1
-        delay_s = policy.delay_s(retry)
-        retry_at = now_ms() + int(delay_s * 1000)
-        reason = f"{error.message}; retry {retry}/{policy.max_retries} in {delay_s:g}s"
+        now = now_ms()
+        retry_at = min(now, lost_at_ms if lost_at_ms is not None else now) + int(policy.delay_s(retry) * 1000)
+        wait_s = max(0, retry_at - now) / 1000
+        reason = f"{error.message}; retry {retry}/{policy.max_retries} in {wait_s:g}s"
         changes = {"attempt": retry, "retry_at": retry_at, **failure_fields(error)}
         return plan(task, Action.REQUEUE, ended=ended, actor=actor, reason=reason, **changes)

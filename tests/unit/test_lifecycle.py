@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from skalds.core.lifecycle import RETRY_FIELDS, TRANSITIONS, Action, RetryPolicy, allowed, next_status, plan
-from skalds.core.task import TERMINAL_STATES, AttemptOutcome, Task, TaskError, TaskLifecycleStatus
+from skalds.core.task import TERMINAL_STATES, AttemptOutcome, Task, TaskError, TaskLifecycleStatus, now_ms
 from skalds.errors import InvalidTransition
 
 S = TaskLifecycleStatus
@@ -113,6 +113,21 @@ def test_a_lost_run_is_requeued_with_backoff_and_recorded_until_retries_run_out(
     exhausted = task(S.RUNNING).model_copy(update={"attempt": 1})
     fail = policy.lost(exhausted, AttemptOutcome.WORKER_LOST, error)
     assert fail.changes["lifecycle_status"] is S.FAILED and fail.changes["error_detail"] == error
+
+
+def test_the_backoff_counts_from_when_the_run_was_lost_not_from_when_it_was_noticed() -> None:
+    # A lost node's workers stopped by their lease: by the time the monitor tells, a lease
+    # TTL has passed, and a backoff shorter than that is over (failover took lease + backoff).
+    policy = RetryPolicy(max_retries=3, backoff_base_s=0.5, backoff_cap_s=30)
+    error = TaskError(message="node n1 lost its lease")
+    now = now_ms()
+    over = policy.lost(task(S.RUNNING), AttemptOutcome.NODE_LOST, error, lost_at_ms=now - 2500)
+    assert over.changes["retry_at"] <= now_ms() - 2000 and "in 0s" in over.push["history"].reason
+    longer = RetryPolicy(max_retries=3, backoff_base_s=10, backoff_cap_s=30)
+    left = longer.lost(task(S.RUNNING), AttemptOutcome.NODE_LOST, error, lost_at_ms=now - 2500)
+    assert now + 7000 <= left.changes["retry_at"] <= now + 7600
+    future = policy.lost(task(S.RUNNING), AttemptOutcome.NODE_LOST, error, lost_at_ms=now + 60_000)
+    assert future.changes["retry_at"] <= now_ms() + 600, "a lost time ahead of now counts as now"
 
 
 CONFIG = RetryPolicy(max_retries=3, backoff_base_s=0.5, backoff_cap_s=30)
