@@ -191,6 +191,7 @@ class Dispatcher:
             for task_id in list(self._waiting):
                 self._drop(task_id)
             self._incoming.clear()
+            self._dirty = False
             self._watched = frozenset()
 
     def _on_event(self, event: Event) -> None:
@@ -259,6 +260,9 @@ class Dispatcher:
         """One round over every waiting task (None when no task waits, or while another
         controller leads)."""
         if not self.leading():
+            with self._cond:  # the leader acts on these; a takeover reads the store anew
+                self._incoming.clear()
+                self._dirty = False
             return None
         with self._round_lock:
             with self._cond:

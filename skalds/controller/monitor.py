@@ -79,6 +79,7 @@ class Monitor:
         self._unavailable = 0
         self._marks: dict[str, tuple[str | None, float]] = {}  # node -> (mark, seen unchanged since)
         self._marks_since = time.monotonic()
+        self._standing_by = False  # a round found another controller leading
         #: Whether this controller judges nodes and sweeps now (several controllers: only
         #: the leader; the others only follow the nodes for their API).
         self.leading: Callable[[], bool] = lambda: True
@@ -101,6 +102,7 @@ class Monitor:
         just now (their events went to the old leader)."""
         self._trust_from = self._marks_since = time.monotonic()
         self._marks.clear()
+        self._standing_by = False
         if everything:
             logger.info("monitor: took the lead; every node gets a full lease before it is judged")
         self._next_sweep = time.monotonic() + self.settings.sweep_interval_s
@@ -151,6 +153,13 @@ class Monitor:
         if self.on_nodes is not None:
             self.on_nodes(nodes)
         if not self.leading():
+            self._standing_by = True
+            return
+        if self._standing_by:
+            # It leads again without a takeover (its lease lapsed by its own clock, then was
+            # renewed): what it saw of the nodes before is stale.
+            self._standing_by = False
+            self._regrant("this controller leads again after its lease lapsed")
             return
         self.dispatcher.nodes_seen(nodes)
         live = {n.id for n in nodes}

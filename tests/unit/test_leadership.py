@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from skalds.backends.local.live_state import MemoryLiveState
 from skalds.controller.leadership import ROLE, Leadership, LeadSettings
@@ -91,3 +92,23 @@ def test_a_leader_that_finds_its_lease_taken_stands_by() -> None:
     finally:
         a.stop()
     assert live.lead_holder(ROLE) == "usurper", "stopping does not drop another holder's lease"
+
+
+def test_a_dispatcher_that_does_not_lead_drops_its_work_instead_of_spinning(tmp_path: Path) -> None:
+    # A round refused while another controller leads must not leave the loop's wake-up
+    # condition set: the loop would spin a core until the lead came back.
+    from tests.conftest import make_system
+
+    system = make_system(tmp_path / "data").start()
+    try:
+        dispatcher = system.dispatcher
+        assert dispatcher is not None
+        dispatcher.leading = lambda: False
+        dispatcher.submit(["nobody"])
+        dispatcher.wake()
+        cpu = time.process_time()
+        time.sleep(0.5)
+        assert time.process_time() - cpu < 0.25, "the dispatch loop spun"
+        assert not dispatcher._incoming and not dispatcher._dirty
+    finally:
+        system.stop()
