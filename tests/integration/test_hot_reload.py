@@ -39,6 +39,14 @@ class Pool:
         return [e for e in read(self.journal(task_id)) if e["event"] == kind]
 
 
+def replace_text(path: Path, text: str) -> None:
+    """Save ``text`` as an editor that renames into place does: a loaded machine must not
+    let the watcher read the file between its truncation and its write."""
+    tmp = path.with_suffix(".saving")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 @pytest.fixture
 def pool(tmp_path: Path) -> Pool:
     p = Pool(tmp_path)
@@ -245,7 +253,7 @@ def test_a_classes_edit_is_checked_and_applied_like_a_task_edit(
     wait_until(lambda: running(api, "cam-1"), message="running")
     good = yaml.safe_load(pool.path.read_text())
     broken = {**good, "classes": {**good["classes"], "Camera": "skalds.workers.nope:Camera"}}
-    pool.path.write_text(yaml.safe_dump(broken, sort_keys=False))
+    replace_text(pool.path, yaml.safe_dump(broken, sort_keys=False))
     error = wait_until(lambda: last_reload(api)["error"], message="classes edit rejected")
     assert error["field"] == "classes.Camera" and "cannot load worker class" in error["message"]
     lines = pool.path.read_text().splitlines()
@@ -255,7 +263,7 @@ def test_a_classes_edit_is_checked_and_applied_like_a_task_edit(
     renamed = {**good, "classes": {**good["classes"], "Camera": "skalds.workers.camera:CameraWorker"}}
     renamed["classes"].pop("AlwaysFailWorker")
     with caplog.at_level("INFO", logger="skalds.reload.reloader"):
-        pool.path.write_text(yaml.safe_dump(renamed, sort_keys=False))
+        replace_text(pool.path, yaml.safe_dump(renamed, sort_keys=False))
         wait_until(lambda: last_reload(api)["ok"], message="good again")
     assert any("good again" in r.message for r in caplog.records)
     assert last_reload(api)["applied"]["classesChanged"] == ["Camera"]
