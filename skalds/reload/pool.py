@@ -16,6 +16,7 @@ each task's attachments against its class's pydantic model.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,12 @@ def schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema(by_alias=True)
 
 
+@functools.cache
+def _validator(model: type[BaseModel]) -> jsonschema.protocols.Validator:
+    # Built once per format: generating the schema takes over a millisecond, every save.
+    return jsonschema.Draft202012Validator(schema_of(model))
+
+
 @dataclass
 class FileProblem:
     """Why a file was rejected: a message, and where when known."""
@@ -181,6 +188,12 @@ class LoadedFile:
     tasks: dict[str, Declared] = field(default_factory=dict)
 
 
+#: libyaml's parser where PyYAML was built with it: several times faster than the pure Python
+#: one, and every save is parsed. A file it refuses is parsed again by the pure Python one,
+#: whose error marks point at the mistake more closely.
+_COMPOSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class _Reader:
     """YAML to plain data, refusing duplicate keys and remembering each key's line."""
 
@@ -188,7 +201,11 @@ class _Reader:
         self.path = path
         self.lines: dict[tuple[str, ...], int] = {}
         self._constructor = yaml.SafeLoader("")
-        self.data = self._value(yaml.compose(text, Loader=yaml.SafeLoader), ())
+        try:
+            node = yaml.compose(text, Loader=_COMPOSER)
+        except yaml.YAMLError:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)  # whose marks say where the mistake is
+        self.data = self._value(node, ())
 
     def _value(self, node: yaml.Node | None, path: tuple[str, ...]) -> Any:
         if node is None:
@@ -237,7 +254,7 @@ def parse_file(path: Path, model: type[BaseModel], tasks_key: str) -> tuple[dict
     data = reader.data if reader.data is not None else {}
     if isinstance(data, dict) and data.get(tasks_key, {}) is None:
         data[tasks_key] = {}  # `tasks:` with nothing under it declares no task
-    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema_of(model)).iter_errors(data))
+    err = jsonschema.exceptions.best_match(_validator(model).iter_errors(data))
     if err is not None:
         where = tuple(str(p) for p in err.absolute_path)
         raise _fail(FileProblem(str(path), err.message, reader.line_of(where), ".".join(where) or None))
