@@ -119,7 +119,9 @@ class Cluster:
             self.tmp,
             f"+mode={mode}",
             *KAFKA_FAST,
-            "node.lease_ttl_s=2",
+            # The default lease: a worker fences itself after lease - fence margin (1 s)
+            # without a renewal, and a 2 s lease left a loaded CI machine only 1 s of that.
+            "node.lease_ttl_s=2.5",
             "monitor.check_interval_s=0.2",
             *self.overrides,
             *overrides,

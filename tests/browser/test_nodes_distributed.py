@@ -39,7 +39,7 @@ def test_a_killed_node_goes_offline_on_the_nodes_page_without_a_reload(page: Any
 
     node = next(p for p in cluster.procs if p.name == "node-a")
     node.kill()
-    # the lease (node.lease_ttl_s=2) runs out, the monitor calls the node lost, the event
+    # the lease (node.lease_ttl_s=2.5) runs out, the monitor calls the node lost, the event
     # stream says node.offline and the row changes in place
     expect(row).to_have_attribute("data-status", "offline", timeout=30_000)
     expect(row).to_contain_text("lost")
