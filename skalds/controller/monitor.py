@@ -100,17 +100,20 @@ class Monitor:
         """This controller just took the lead: judge no node before a full lease TTL of its
         own watching, and sweep now; with ``everything``, take even the tasks that changed
         just now (their events went to the old leader)."""
-        self._trust_from = self._marks_since = time.monotonic()
-        self._marks.clear()
+        self._forget_nodes()
         self._standing_by = False
         if everything:
             logger.info("monitor: took the lead; every node gets a full lease before it is judged")
         self._next_sweep = time.monotonic() + self.settings.sweep_interval_s
         self.sweep(settled_ms=now_ms() + 1 if everything else None)
 
-    def _regrant(self, why: str) -> None:
+    def _forget_nodes(self) -> None:
+        """Judge no node before a full lease TTL from now, on marks seen from now."""
         self._trust_from = self._marks_since = time.monotonic()
         self._marks.clear()
+
+    def _regrant(self, why: str) -> None:
+        self._forget_nodes()
         logger.warning(
             "monitor: %s; every node gets a full lease (%.1fs) before it is judged", why, self.settings.lease_ttl_s
         )

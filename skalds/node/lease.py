@@ -159,9 +159,9 @@ class LeaseKeeper:
         try:
             holder = self.live.claim_node(self.describe(), self.settings.ttl_s)
         except BackendUnavailable:
-            holder = None
-            started = 0.0
-        if holder is not None or not started:
+            self.renew_now()
+            return
+        if holder is not None:
             self.renew_now()
             return
         self._renewed_at = max(self._renewed_at or 0.0, started)

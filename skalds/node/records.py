@@ -166,16 +166,16 @@ class RecordKeeper:
             written = self.store.apply(self.retry.lost(task, AttemptOutcome.WORKER_LOST, error))
         except (StaleWrite, InvalidTransition):
             return None  # moved on meanwhile (cancelled, requeued by the monitor)
+        self.publish_status(
+            handle.task_id,
+            written.lifecycle_status,
+            handle.epoch,
+            exit=ExitKind.LOST,
+            error=error.message,
+            cause=AttemptOutcome.WORKER_LOST.value,
+        )
         if written.lifecycle_status is S.FAILED:
             logger.error("task %s lost its worker (%s) and has no retries left; Failed", handle.task_id, error.message)
-            self.publish_status(
-                handle.task_id,
-                written.lifecycle_status,
-                handle.epoch,
-                exit=ExitKind.LOST,
-                error=error.message,
-                cause=AttemptOutcome.WORKER_LOST.value,
-            )
             return S.FAILED
         logger.warning(
             "task %s lost its worker (%s); retry %d/%d in %.1fs",
@@ -184,14 +184,6 @@ class RecordKeeper:
             written.attempt,
             self.retry.for_task(written).max_retries,
             max(0, (written.retry_at or 0) - now_ms()) / 1000,
-        )
-        self.publish_status(
-            handle.task_id,
-            written.lifecycle_status,
-            handle.epoch,
-            exit=ExitKind.LOST,
-            error=error.message,
-            cause=AttemptOutcome.WORKER_LOST.value,
         )
         self.bus.publish(Topic.TASK_ASSIGN, handle.task_id, waiting_event(written).to_value())
         return None

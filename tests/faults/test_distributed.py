@@ -301,61 +301,109 @@ def _role(controller: SkaldsProcess) -> str:
     return str(controller.http.get("/api/system/config").json()["controller"]["role"])
 
 
+class TwoControllers:
+    """Two controllers and two nodes on the servers, and a journal of what the workers ran."""
+
+    def __init__(self, cluster: Cluster, tmp_path: Path, room: int) -> None:
+        self.controllers = [cluster.start("controller", "controller-1"), cluster.start("controller", "controller-2")]
+        for node_id in ("node-a", "node-b"):
+            cluster.start("node", node_id, f"node.capacity={room}")  # room for every task: none waits for a slot
+        wait_until(lambda: len(online(self.controllers[0].http)) == 2, timeout_s=30, message="two nodes up")
+        assert sorted(_role(c) for c in self.controllers) == ["leader", "standby"]
+        self.journal_path = tmp_path / "journal.jsonl"
+        self.journal = Journal(self.journal_path)
+        self.created: list[str] = []
+
+    def leader(self) -> SkaldsProcess:
+        return next(c for c in self.controllers if _role(c) == "leader")
+
+    def other(self, than: SkaldsProcess) -> SkaldsProcess:
+        return next(c for c in self.controllers if c is not than)
+
+    def create(self, via: SkaldsProcess, task_id: str) -> None:
+        body = {"id": task_id, "className": "FaultWorker", "attachments": {"journal": str(self.journal_path)}}
+        r = via.http.post("/api/tasks", json=body)
+        assert r.status_code == 201, r.text
+        self.created.append(task_id)
+
+    def started(self, task_id: str) -> float:
+        """When the task's first copy started (monotonic), once it has."""
+        wait_until(lambda: task_id in {c.task for c in self.journal.live()}, timeout_s=30, message=f"{task_id} runs")
+        return next(c.start for c in self.journal.snapshot() if c.task == task_id)
+
+    def assert_each_ran_once(self) -> None:
+        """Every created task runs, each in exactly one copy, Running, no retry consumed."""
+        wait_until(
+            lambda: {c.task for c in self.journal.live()} >= set(self.created),
+            timeout_s=30,
+            message="every task runs",
+        )
+        time.sleep(1.0)  # a second placement, if there were one, would have started by now
+        copies = self.journal.snapshot()
+        runs = {task: [c for c in copies if c.task == task] for task in self.created}
+        twice = {task: [(c.node, c.epoch) for c in cs] for task, cs in runs.items() if len(cs) != 1}
+        assert not twice, f"tasks placed more than once: {twice}"
+        api = self.leader().http
+        tasks = {t["id"]: t for t in api.get("/api/tasks", params={"limit": 1000}).json()["items"]}
+        assert {t: tasks[t]["lifecycleStatus"] for t in self.created} == dict.fromkeys(self.created, "Running")
+        assert all(tasks[t]["attempt"] == 0 for t in self.created), "no retry consumed"
+
+
 def test_two_controllers_either_killed_at_any_moment_place_every_task_once(cluster: Cluster, tmp_path: Path) -> None:
     # Two controllers behind one address: one leads (places, judges nodes), the other serves
     # the API and stands by. Either is SIGKILLed at a random moment after a burst of creates
     # through it; what it had not placed yet, the other places, and nothing runs twice.
     cycles = int(os.environ.get("SKALDS_STANDBY_CYCLES", "3"))
-    controllers = [cluster.start("controller", "controller-1"), cluster.start("controller", "controller-2")]
-    room = f"node.capacity={5 * cycles + 8}"  # room for every task: none waits for a slot
-    cluster.start("node", "node-a", room)
-    cluster.start("node", "node-b", room)
-    wait_until(lambda: len(online(controllers[0].http)) == 2, timeout_s=30, message="two nodes up")
-    assert sorted(_role(c) for c in controllers) == ["leader", "standby"]
-    journal_path = tmp_path / "journal.jsonl"
-    journal = Journal(journal_path)
-    created: list[str] = []
-
-    def create(via: SkaldsProcess, task_id: str) -> None:
-        body = {"id": task_id, "className": "FaultWorker", "attachments": {"journal": str(journal_path)}}
-        r = via.http.post("/api/tasks", json=body)
-        assert r.status_code == 201, r.text
-        created.append(task_id)
-
+    two = TwoControllers(cluster, tmp_path, room=5 * cycles + 8)
     rng = random.Random(11)
     takeovers: list[float] = []
     try:
         for cycle in range(cycles):
-            leader = next(c for c in controllers if _role(c) == "leader")
+            leader = two.leader()
             kill_leader = cycle % 3 != 1  # now and then the standby dies instead
-            victim = leader if kill_leader else next(c for c in controllers if c is not leader)
-            survivor = next(c for c in controllers if c is not victim)
+            victim = leader if kill_leader else two.other(leader)
+            survivor = two.other(victim)
             for i in range(4):
-                create(victim, f"c{cycle}-burst{i}")
+                two.create(victim, f"c{cycle}-burst{i}")
             time.sleep(rng.uniform(0.0, 0.15))  # the kill lands anywhere in the placement
             victim.kill()
             killed = time.monotonic()
             probe = f"c{cycle}-probe"
-            create(survivor, probe)
-            wait_until(lambda p=probe: p in {c.task for c in journal.live()}, timeout_s=30, message=f"{probe} runs")
-            started = next(c.start for c in journal.snapshot() if c.task == probe)
+            two.create(survivor, probe)
+            started = two.started(probe)
             if kill_leader:
                 takeovers.append(started - killed)
             assert _role(survivor) == "leader"
             victim.start()  # back, as the standby
             assert _role(victim) == "standby"
-        wait_until(lambda: {c.task for c in journal.live()} >= set(created), timeout_s=30, message="every task runs")
-        time.sleep(1.0)  # a second placement, if there were one, would have started by now
-        copies = journal.snapshot()
-        runs = {task: [c for c in copies if c.task == task] for task in created}
-        twice = {task: [(c.node, c.epoch) for c in cs] for task, cs in runs.items() if len(cs) != 1}
-        assert not twice, f"tasks placed more than once: {twice}"
-        tasks = {t["id"]: t for t in controllers[0].http.get("/api/tasks", params={"limit": 1000}).json()["items"]}
-        assert {t: tasks[t]["lifecycleStatus"] for t in created} == dict.fromkeys(created, "Running")
-        assert all(tasks[t]["attempt"] == 0 for t in created), "no retry consumed"
+        two.assert_each_ran_once()
     finally:
-        journal.close()
+        two.journal.close()
     print(
         f"standby takeover, SIGKILL of the leader -> a task created through the other runs: "
         f"median {statistics.median(takeovers):.2f}s, worst {max(takeovers):.2f}s over {len(takeovers)}"
     )
+
+
+def test_a_leader_frozen_past_its_lease_stands_by_when_it_wakes_and_nothing_runs_twice(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # SIGSTOP of the leader mid-burst for longer than its lease: the standby takes over and
+    # places what waits; the old leader, woken, finds the lease taken and places nothing.
+    two = TwoControllers(cluster, tmp_path, room=16)
+    try:
+        leader = two.leader()
+        standby = two.other(leader)
+        for i in range(4):
+            two.create(leader, f"burst{i}")
+        leader.proc.send_signal(signal.SIGSTOP)
+        frozen = time.monotonic()
+        two.create(standby, "during")
+        assert two.started("during") - frozen < 10, "the standby took over"
+        leader.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: _role(leader) == "standby", timeout_s=10, message="the woken leader stands by")
+        assert _role(standby) == "leader"
+        two.create(leader, "after")  # created through the old leader, placed by the new one
+        two.assert_each_ran_once()
+    finally:
+        two.journal.close()

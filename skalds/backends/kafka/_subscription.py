@@ -110,18 +110,14 @@ class KafkaSubscription(Subscription):
         created the topics; a broker that does not list them yet is asked again)."""
         deadline = time.monotonic() + timeout_s
         while True:
-            missing, found = [], []
-            for topic in self._topics:
-                meta = self._consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic()))
-                info = meta.topics.get(topic)
-                if info is None or info.error is not None or not info.partitions:
-                    missing.append(topic)
-                else:
-                    found += [TopicPartition(topic, p) for p in sorted(info.partitions)]
-            if not missing:
-                return found
+            meta = self._consumer.list_topics(timeout=max(0.1, deadline - time.monotonic())).topics
+            ready = {t: meta[t] for t in self._topics if t in meta and meta[t].error is None and meta[t].partitions}
+            if len(ready) == len(self._topics):
+                return [TopicPartition(t, p) for t, info in ready.items() for p in sorted(info.partitions)]
             if time.monotonic() >= deadline:
-                raise BackendUnavailable(f"no partitions of {missing} within {timeout_s:.1f}s")
+                raise BackendUnavailable(
+                    f"no partitions of {sorted(set(self._topics) - set(ready))} in {timeout_s:.1f}s"
+                )
             time.sleep(0.05)
 
     def close(self) -> None:
