@@ -233,19 +233,19 @@ class PoolReloader:
 
     def _record(self, result: ReloadResult, started: float) -> ReloadResult:
         result.elapsed_ms = (time.perf_counter() - started) * 1000
-        was_bad = self.last is not None and not self.last.ok
-        self.last = result
-        if self.on_reloaded is not None:
-            self.on_reloaded(result)
+        # The log comes first: whoever sees the result published may look for its line.
         if result.error is not None:
             logger.error("rejected edit, running tasks untouched: %s", result.error)
         else:
-            if was_bad:
+            if self.last is not None and not self.last.ok:
                 logger.info("%s: good again; applied", ", ".join(result.files))
             if any(result.applied.values()):
                 logger.info(
                     "pool reloaded in %.1f ms: %s", result.elapsed_ms, {k: v for k, v in result.applied.items() if v}
                 )
+        self.last = result
+        if self.on_reloaded is not None:
+            self.on_reloaded(result)
         return result
 
     def _existing(self, declared: dict[str, Declared]) -> dict[str, Task]:
