@@ -34,6 +34,7 @@ class ReasonWriter:
         self.refresh_s = refresh_s
         self.errors = 0
         self._queued: dict[str, tuple[Task, str]] = {}  # newest reason per task, not yet written
+        self._writing: dict[str, str] = {}  # the reason being written now, per task
         self._written: dict[str, tuple[str, float]] = {}  # task id -> (reason, monotonic time)
         self._cond = threading.Condition()
         self._stopping = False
@@ -57,14 +58,18 @@ class ReasonWriter:
         ``refresh_s``), and log it when its cause changed."""
         with self._cond:
             last, at = self._written.get(task.id, (task.pending_reason, float("-inf")))
-            if reason == last:
+            writing = self._writing.get(task.id)
+            if reason == last or (reason == writing and task.id not in self._queued):
                 self._queued.pop(task.id, None)
                 return
             new_cause = last is None or reason_kind(reason) != reason_kind(last)
             if not new_cause and time.monotonic() - at < self.refresh_s:
                 return
+            # Two rounds in a row (the request's and the dispatcher's) offer the same cause
+            # while it is queued or being written: it is logged once.
             queued = self._queued.get(task.id)
-            if new_cause and (queued is None or reason_kind(queued[1]) != reason_kind(reason)):
+            pending = queued[1] if queued is not None else writing
+            if new_cause and (pending is None or reason_kind(pending) != reason_kind(reason)):
                 # What no change of load will cure is worth an operator's eye.
                 # A node that is stopping (a restart, a deploy) needs no hand.
                 needs_hand = reason.startswith(_NEEDS_A_HAND) and not reason.endswith("is stopping")
@@ -94,7 +99,12 @@ class ReasonWriter:
                     return
                 task_id = next(iter(self._queued))
                 task, reason = self._queued.pop(task_id)
-            self._write(task, reason)
+                self._writing[task_id] = reason
+            try:
+                self._write(task, reason)
+            finally:
+                with self._cond:
+                    self._writing.pop(task_id, None)
 
     def _write(self, task: Task, reason: str) -> None:
         try:

@@ -4,6 +4,7 @@ dependencies, the start deadline, and preemption judged from what the workers re
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -450,5 +451,45 @@ def test_why_a_task_waits_is_written_only_when_it_changes_and_a_queue_position_a
         wait_until(lambda: store.get("t").pending_reason == busy.format(1))
         assert store.writes == [busy.format(3), "no node offers class A", busy.format(1)]
     finally:
+        writer.stop()
+        store.close()
+
+
+def test_a_cause_offered_again_while_it_is_being_written_is_logged_and_written_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A create places its task on the request's thread, and the dispatcher's thread runs a
+    # round for the same event right after: both offer the reason, the second one while the
+    # first is being written. Seen before: every such task's reason logged twice.
+    from skalds.backends.local import SqliteTaskStore
+    from skalds.controller.reasons import ReasonWriter
+
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowStore(SqliteTaskStore):
+        writes: list[str] = []
+
+        def apply(self, transition: Transition) -> Task:
+            self.writes.append(transition.changes.get("pending_reason"))
+            entered.set()
+            release.wait(5)
+            return super().apply(transition)
+
+    store = SlowStore(tmp_path / "tasks.db")
+    writer = ReasonWriter(store, refresh_s=0.5)
+    writer.start()
+    try:
+        task = store.create(Task(id="t", class_name="A"))
+        with caplog.at_level("INFO", logger="skalds.controller.reasons"):
+            writer.offer(task, "no node offers class A")
+            assert entered.wait(5), "the writer took the reason"
+            writer.offer(task, "no node offers class A")
+            release.set()
+            wait_until(lambda: store.get("t").pending_reason == "no node offers class A")
+            time.sleep(0.1)
+        assert store.writes == ["no node offers class A"]
+        assert [r.getMessage() for r in caplog.records] == ["task t waits: no node offers class A"]
+    finally:
+        release.set()
         writer.stop()
         store.close()
