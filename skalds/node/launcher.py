@@ -353,6 +353,12 @@ class _Launcher:
     def _zygote(self, channel: socket.socket, launcher_end: socket.socket) -> None:
         launcher_end.close()  # so that the launcher closing its end is seen here
         set_title(self.zygote_title)
+        from skalds.worker.runtime import rehearse
+
+        try:
+            rehearse()
+        except BaseException:  # a zygote that could not rehearse still becomes a worker
+            logger.exception("zygote rehearsal failed")
         try:
             msg, fds, _flags, _addr = socket.recv_fds(channel, _MAX_PACKET, 3)
         except OSError:
