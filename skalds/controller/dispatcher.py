@@ -256,6 +256,26 @@ class Dispatcher:
         with self._cond:
             return [t for t in task_ids if t in self._waiting]
 
+    def place(self, tasks: list[Task]) -> None:
+        """Place these tasks, just stored, now on the caller's thread (the request that created
+        them): the start skips the hop to this dispatcher's thread and the store read there.
+        Their ``task.assign`` event, published before, still reaches this dispatcher (which
+        finds them placed) and every other controller; should this round fail, the event's
+        round or the monitor's sweep places them."""
+        if not self.leading():
+            return
+        with self._cond:
+            for task in tasks:
+                if needs_placement(task) and task.id not in self._waiting:
+                    self._waiting[task.id] = _Waiting(task, time.monotonic())
+        try:
+            self.run_round()
+        except BackendUnavailable as exc:
+            logger.debug("placement on the request deferred, a backend is unavailable: %s", exc)
+        except Exception:
+            self.errors += 1
+            logger.exception("dispatch round failed; the dispatcher's thread places the tasks")
+
     def run_round(self) -> Round | None:
         """One round over every waiting task (None when no task waits, or while another
         controller leads)."""

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,9 @@ class TaskService:
         #: The config's retry policy: what a task gets where neither it nor its class says.
         self.retry_policy = retry or default_retry_policy()
         self._live_down_until = 0.0
+        #: Where a controller runs the (leading) dispatcher in this process, its placement on
+        #: the caller's thread, run after a created task's ``task.assign`` is published.
+        self.place_now: Callable[[list[Task]], None] | None = None
 
     # ---- create and read -----------------------------------------------------------
     def create(
@@ -188,6 +192,8 @@ class TaskService:
                 size += len(task_id) + 3  # quotes and a comma
             if chunk:
                 self._publish(Topic.TASK_ASSIGN, chunk[0], TaskEvent(task_ids=chunk, placer=placer).to_value())
+        if self.place_now is not None and DISPATCHER in by_placer:
+            self.place_now([t for t in tasks if bound_node(t) is None])
 
     def retry_of(self, request: CreateTaskRequest) -> RetryPolicy:
         """The retry policy a task made from ``request`` keeps: the request's settings, else
