@@ -40,6 +40,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from skalds.bench.harness import Progress, job_dir, job_info, machine_info, serve
+from skalds.bench.loadgen import PacedClient
 from skalds.bench.nodes import NodeFleet, node_capacity, require_distributed, run_nodes_phase
 from skalds.bench.probe import StatusRecorder
 from skalds.bench.startup import process_command, process_env, startup_figures
@@ -139,16 +140,16 @@ class Bench:
         ``bench.start_samples`` of them: 100 name a p99."""
         lat = []
         progress = Progress("dispatch, one at a time", self.bench.start_samples)
-        for i in range(self.bench.start_samples):
-            task_id = f"s{self.run_id}-{i:04d}"
-            t0 = time.time()
-            body = {"id": task_id, "className": "BenchWorker", "attachments": {"value": 0}}
-            self.http.post("/api/tasks", json=body).raise_for_status()
-            self.recorder.wait_started([task_id], self.bench.timeout_s)
-            lat.append(self.recorder.started[task_id] - t0)
-            self.http.post(f"/api/tasks/{task_id}/cancel").raise_for_status()
-            self.recorder.wait_exited([task_id], self.bench.timeout_s)
-            progress.update(i + 1)
+        with PacedClient(str(self.http.base_url)) as client:
+            for i in range(self.bench.start_samples):
+                task_id = f"s{self.run_id}-{i:04d}"
+                body = {"id": task_id, "className": "BenchWorker", "attachments": {"value": 0}}
+                sent, _ = client.request("POST", "/api/tasks", body)
+                self.recorder.wait_started([task_id], self.bench.timeout_s)
+                lat.append(self.recorder.started[task_id] - sent)
+                client.request("POST", f"/api/tasks/{task_id}/cancel")
+                self.recorder.wait_exited([task_id], self.bench.timeout_s)
+                progress.update(i + 1)
         self.figures["dispatch_ms"] = summarize(lat, 1000)
 
     def burst(self) -> None:
@@ -241,14 +242,13 @@ class Bench:
         """PATCH attachments -> update handler returned, one at a time."""
         lat = []
         progress = Progress("updates over HTTP", self.bench.samples)
-        for i in range(self.bench.samples):
-            task_id = self.ids[i % len(self.ids)]
-            t0 = time.time()
-            r = self.http.patch(f"/api/tasks/{task_id}/attachments", json={"attachments": {"value": i + 1}})
-            r.raise_for_status()
-            key = (task_id, r.json()["desiredVersion"])
-            lat.append(self.recorder.wait_applied(*key, self.bench.timeout_s) - t0)
-            progress.update(i + 1)
+        with PacedClient(str(self.http.base_url)) as client:
+            for i in range(self.bench.samples):
+                task_id = self.ids[i % len(self.ids)]
+                body = {"attachments": {"value": i + 1}}
+                sent, task = client.request("PATCH", f"/api/tasks/{task_id}/attachments", body)
+                lat.append(self.recorder.wait_applied(task_id, task["desiredVersion"], self.bench.timeout_s) - sent)
+                progress.update(i + 1)
         self.figures["update_ms"] = summarize(lat, 1000)
 
     def yaml_updates(self) -> None:
@@ -303,19 +303,17 @@ class Bench:
             raise TimeoutError("benchmark: the event stream did not open")
         from_write, from_request = [], []
         progress = Progress("event stream", self.bench.event_samples)
-        for i in range(self.bench.event_samples):
-            action, wanted = ("pause", "task.paused") if i % 2 == 0 else ("resume", "task.resumed")
-            t0 = time.time()
-            r = self.http.post(f"/api/tasks/{task_id}/{action}")
-            r.raise_for_status()
-            written = r.json()["updateDateTime"] / 1000
-            while True:
-                kind, at = arrived.get(timeout=self.bench.timeout_s)
-                if kind == wanted:
-                    break
-            from_write.append(at - written)
-            from_request.append(at - t0)
-            progress.update(i + 1)
+        with PacedClient(str(self.http.base_url)) as control:
+            for i in range(self.bench.event_samples):
+                action, wanted = ("pause", "task.paused") if i % 2 == 0 else ("resume", "task.resumed")
+                sent, task = control.request("POST", f"/api/tasks/{task_id}/{action}")
+                while True:
+                    kind, at = arrived.get(timeout=self.bench.timeout_s)
+                    if kind == wanted:
+                        break
+                from_write.append(at - task["updateDateTime"] / 1000)
+                from_request.append(at - sent)
+                progress.update(i + 1)
         self.http.post(f"/api/tasks/{task_id}/resume")  # as it was
         client.close()  # ends the stream; the listening thread returns
         self.figures["event_after_write_ms"] = summarize(from_write, 1000)
@@ -326,12 +324,12 @@ class Bench:
         lat = []
         sample = self.ids[: self.bench.samples]
         progress = Progress("cancels", len(sample))
-        for i, task_id in enumerate(sample):
-            t0 = time.time()
-            self.http.post(f"/api/tasks/{task_id}/cancel").raise_for_status()
-            self.recorder.wait_exited([task_id], self.bench.timeout_s)
-            lat.append(self.recorder.exited[task_id] - t0)
-            progress.update(i + 1)
+        with PacedClient(str(self.http.base_url)) as client:
+            for i, task_id in enumerate(sample):
+                sent, _ = client.request("POST", f"/api/tasks/{task_id}/cancel")
+                self.recorder.wait_exited([task_id], self.bench.timeout_s)
+                lat.append(self.recorder.exited[task_id] - sent)
+                progress.update(i + 1)
         self.figures["cancel_ms"] = summarize(lat, 1000)
         self.cancel_rest()
 
