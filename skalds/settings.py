@@ -18,8 +18,15 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from skalds.config.paths import config_dir
-from skalds.config.schema import DEFAULT_CAPACITY, ControllerConf, DispatchConf, MonitorConf, NodeConf, ReloadConf
-from skalds.controller.access import split_keys
+from skalds.config.schema import (
+    DEFAULT_CAPACITY,
+    ControllerConf,
+    DispatchConf,
+    MonitorConf,
+    NodeConf,
+    ReloadConf,
+    split_keys,
+)
 from skalds.controller.dispatcher import DispatcherSettings
 from skalds.controller.leadership import LeadSettings
 from skalds.controller.monitor import MonitorSettings

@@ -10,6 +10,7 @@ defaults from here too. ``python -m skalds.config.schema`` prints the README's t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,3 +243,11 @@ def markdown_table() -> str:
 
 if __name__ == "__main__":
     print(markdown_table())
+
+
+def split_keys(value: object) -> list[str]:
+    """Keys from a list or a comma-separated string (blank ones dropped)."""
+    if value is None:
+        return []
+    items: Iterable[object] = value.split(",") if isinstance(value, str) else value  # type: ignore[assignment]
+    return [str(k).strip() for k in items if str(k).strip()]

@@ -19,25 +19,17 @@ import hmac
 import ipaddress
 import json
 import socket
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from skalds.config.schema import split_keys
 from skalds.controller.errors import error_body
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 OPEN_PATHS = ("/api/system/health", "/api/docs", "/api/redoc", "/api/openapi.json")
 OPEN_PREFIXES = ("/dashboard", "/static/", "/docs-assets/")
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "localhost.localdomain", "ip6-localhost"})
-
-
-def split_keys(value: object) -> list[str]:
-    """Keys from a list or a comma-separated string (blank ones dropped)."""
-    if value is None:
-        return []
-    items: Iterable[object] = value.split(",") if isinstance(value, str) else value  # type: ignore[assignment]
-    return [str(k).strip() for k in items if str(k).strip()]
 
 
 def machine_names() -> set[str]:
