@@ -246,10 +246,10 @@ def _become_worker(fds: list[int], title: str) -> None:
         set_title(title)
         conn = Connection(fd)
         spec: Any = conn.recv()
-        from skalds.utils.logging import configure_logging
+        from skalds.utils.logging import tag_with_task
         from skalds.worker.runtime import run_worker
 
-        configure_logging(spec.log_level, spec.task_id)
+        tag_with_task(spec.log_level, spec.task_id)
         code = run_worker(conn, spec)
     except BaseException:
         logging.getLogger(__name__).exception("worker bootstrap failed")

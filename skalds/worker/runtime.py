@@ -30,7 +30,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from skalds.utils.logging import configure_logging
 from skalds.worker.baseclass import BaseTaskWorker, TaskStopped
 from skalds.worker.protocol import (
     EXIT_SELF_FENCED,
@@ -109,12 +108,11 @@ def rehearse() -> None:
     """Go once through a worker's start without a task, in a zygote that waits for one.
 
     A fork shares its parent's memory until it writes to it, and the first write to each page
-    copies the page: a worker's start touches a few hundred pages (pickle, logging, pydantic,
+    copies the page: a worker's start touches a few hundred pages (pickle, pydantic, its
     threads) that cost more than the work itself. Done here, while the zygote is idle, those
     copies are made before the task arrives; the worker's memory is the same once it runs.
     """
     _spares.add(2)
-    configure_logging("INFO")  # replaced by the task's own settings when it arrives
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     sender, receiver = Connection(ours.detach()), Connection(theirs.detach())
     try:
