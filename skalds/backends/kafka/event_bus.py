@@ -58,7 +58,9 @@ class KafkaSettings:
         delivery_timeout_s: how long the producer retries an event before reporting it lost.
         fetch_wait_max_ms: longest a fetch waits for data. Real Kafka answers as soon as data
             arrives; brokers that always wait it out (tansu) add up to this much latency.
-        linger_ms: how long the producer batches events before sending.
+        linger_ms: how long the producer waits to batch events before sending; 0 sends at
+            once (events queued while a send is in flight still go out together). 1 ms cost
+            1.5 ms of median latency and 6 ms at p90 per hop on the test broker.
         client_id: the client name the brokers see.
     """
 
@@ -74,7 +76,7 @@ class KafkaSettings:
     session_timeout_ms: int = 6000
     delivery_timeout_s: float = 30.0
     fetch_wait_max_ms: int = 500
-    linger_ms: int = 1
+    linger_ms: int = 0
     client_id: str = "skalds"
 
     def __post_init__(self) -> None:
