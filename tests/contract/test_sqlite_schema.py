@@ -79,3 +79,18 @@ def test_what_the_monitor_and_the_dispatcher_read_on_timers_is_served_by_an_inde
         scans = [s for s in steps if s.startswith("SCAN tasks")]
         assert scans == [], f"{query}: {steps}"
     store.close()
+
+
+def test_text_utf8_cannot_hold_is_stored_readable_and_the_rest_exactly(tmp_path: Path) -> None:
+    # A worker's error message may carry a lone surrogate (bytes decoded with surrogateescape):
+    # the record must stay readable, the character replaced, everything else as written.
+    store = SqliteTaskStore(tmp_path / "tasks.db")
+    try:
+        store.create(Task(id="t", class_name="C", attachments={"name": "café 😀"}, error="no file b'\udcff'"))
+        task = store.get("t")
+        assert task.error == "no file b'?'" and task.attachments == {"name": "café 😀"}
+        assert task.lifecycle_status.value == "Created", "not served as an unreadable record"
+        row = store._db.execute("SELECT doc FROM tasks WHERE id = 't'").fetchone()[0]
+        assert json.loads(row)["attachments"] == {"name": "café 😀"}
+    finally:
+        store.close()

