@@ -5,6 +5,7 @@ additions beside them."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -191,9 +192,15 @@ def test_unknown_routes_and_methods_answer_in_the_one_error_shape(api: TestClien
 
 # ---- the event streams, against a real server -----------------------------------------------
 def read_sse(
-    http: httpx.Client, path: str, until: int, headers: dict | None = None, timeout_s: float = 20
+    http: httpx.Client,
+    path: str,
+    until: int,
+    headers: dict | None = None,
+    timeout_s: float = 20,
+    opened: threading.Event | None = None,
 ) -> list[dict]:
-    """Events (``{"id", "event", "data"}``) of a stream until ``until`` of them arrived."""
+    """Events (``{"id", "event", "data"}``) of a stream until ``until`` of them arrived;
+    ``opened`` is set once the first one did (the stream is listening then)."""
     events: list[dict] = []
     current: dict = {}
     deadline = time.monotonic() + timeout_s
@@ -205,6 +212,8 @@ def read_sse(
             elif line == "" and current:
                 events.append(current)
                 current = {}
+                if opened is not None:
+                    opened.set()
                 if len(events) >= until:
                     break
             if time.monotonic() > deadline:
@@ -220,12 +229,11 @@ def server(tmp_path: Path):
 
 
 def test_the_originals_streams_keep_their_event_shapes(server: SkaldsProcess) -> None:
-    import threading
-
     got: dict[str, list[dict]] = {}
+    opened = {"tasks": threading.Event(), "skalds": threading.Event()}
 
     def listen(name: str, path: str, count: int) -> None:
-        got[name] = read_sse(httpx.Client(base_url=str(server.http.base_url)), path, count)
+        got[name] = read_sse(httpx.Client(base_url=str(server.http.base_url)), path, count, opened=opened[name])
 
     threads = [
         threading.Thread(target=listen, args=("tasks", "/api/events/tasks?task_id=sse-1", 3)),
@@ -233,7 +241,11 @@ def test_the_originals_streams_keep_their_event_shapes(server: SkaldsProcess) ->
     ]
     for t in threads:
         t.start()
-    wait_until(lambda: server.http.get("/api/events/status").json()["connectedClients"] == 2, message="listening")
+    # Each stream says "connection" once it listens. (Counting connected clients raced: the
+    # Skalds stream may get its second event, a node's, and close before the other opens.)
+    assert all(e.wait(10) for e in opened.values()), "both streams listening"
+    # The task stream waits for events of a task not created yet: it is surely connected.
+    assert server.http.get("/api/events/status").json()["connectedClients"] >= 1
     body = {"id": "sse-1", "className": "MyWorker", "attachments": GOOD}
     assert server.http.post("/api/tasks", json=body).status_code == 201
     for t in threads:
