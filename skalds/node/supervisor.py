@@ -354,9 +354,12 @@ class Supervisor:
         self._maybe_finish(handle)
 
     def _from_worker(self, h: WorkerHandle) -> None:
+        # One message per readiness: the selector is level-triggered, so a second message
+        # already queued makes the next select return at once. (Asking the connection
+        # whether more is queued builds a selector of its own each time, which cost more
+        # than the message: 500 workers' beats took 5 % of a core.)
         try:
-            while h.conn.poll():
-                self._handle_message(h, h.conn.recv())
+            self._handle_message(h, h.conn.recv())
         except (EOFError, OSError):
             h.eof = True
             self._selector.unregister(h.conn.fileno())
