@@ -15,10 +15,12 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from skalds.backends.factory import Backends, build_backends
 from skalds.core.dispatch import build_policy
+from skalds.core.task import Task
 from skalds.errors import OwnershipConflict
 from skalds.node.agent import NodeAgent
 from skalds.reload.reloader import DeclaredOwner, PoolReloader, ReloadResult
@@ -38,6 +40,9 @@ if TYPE_CHECKING:  # a node or an edge imports none of the controller (its web s
 logger = logging.getLogger(__name__)
 
 CONTROLLER_MODES = ("standalone", "controller", "bench")
+#: In standalone, a request that creates at most this many tasks also starts those placed on
+#: this node; larger batches are started by the node's own thread from the events.
+_STARTED_ON_REQUEST = 16
 NODE_MODES = ("standalone", "node", "edge", "bench")
 #: Modes whose process owns the selected pool's declared tasks.
 DECLARING_MODES = ("standalone", "controller", "edge", "bench")
@@ -72,6 +77,25 @@ def _import_quietly(module: str) -> None:
         importlib.import_module(module)
     except BaseException:  # the importing caller sees the same error, with its context
         pass
+
+
+def _place_and_start(dispatcher: Dispatcher, node: NodeAgent) -> Callable[[list[Task]], None]:
+    """In standalone: place tasks just created on the request's thread, and start there those
+    placed on this node (a few at most), without the hops through the bus to the node's
+    thread. The node still gets the assignment events, and takes them for the duplicates
+    they then are; whatever is not started here, it starts from them."""
+
+    def place_and_start(tasks: list[Task]) -> None:
+        dispatcher.place(tasks)
+        if len(tasks) > _STARTED_ON_REQUEST:
+            return
+        for task in tasks:
+            try:
+                node.start_task(task.id)  # does nothing unless the store says it is placed here
+            except Exception as exc:  # the task is stored and placed: the node's thread starts it
+                logger.debug("task %s not started on the request's thread: %s", task.id, exc)
+
+    return place_and_start
 
 
 class SkaldsSystem:
@@ -175,6 +199,8 @@ class SkaldsSystem:
             self.leadership = Leadership(b.live, s.controller_id, s.lead, on_change=self._lead_changed)
             self.dispatcher.leading = self.monitor.leading = self.leadership.leading
             self.service.place_now = self.dispatcher.place
+            if self.node is not None:
+                self.service.place_now = _place_and_start(self.dispatcher, self.node)
             self.dispatcher.start()
             self.monitor.start()
             self.leadership.start()  # leading, it sweeps: what waits since the last run is placed now
