@@ -116,7 +116,19 @@ def rehearse() -> None:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     sender, receiver = Connection(ours.detach()), Connection(theirs.detach())
     try:
-        sender.send(WorkerSpec("rehearsal", "_Rehearsal", f"{__name__}:_Rehearsal", {}, 0, 0, "", False, 1.0, "INFO"))
+        spec = WorkerSpec(
+            task_id="rehearsal",
+            class_name="_Rehearsal",
+            class_path=f"{__name__}:_Rehearsal",
+            attachments={},
+            version=0,
+            epoch=0,
+            node_id="",
+            paused=False,
+            heartbeat_interval_s=1.0,
+            log_level="INFO",
+        )
+        sender.send(spec)
         spec = receiver.recv()
     finally:
         sender.close()

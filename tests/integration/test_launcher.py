@@ -74,3 +74,32 @@ def test_a_start_goes_to_a_ready_zygote_and_new_modules_replace_the_zygotes(tmp_
         conn.close()
     finally:
         launcher.stop()
+
+
+def test_a_zygote_starts_its_workers_threads_while_it_waits_and_the_worker_runs_on_them(tmp_path: Path) -> None:
+    # The rehearsal: a zygote starts the two threads a worker needs (its channel and its
+    # updates) before its task is known; the worker takes them instead of starting its own.
+    launcher = LauncherClient(["skalds.workers.demo"], title="skalds launcher test", prefork=1)
+    launcher.start()
+    try:
+
+        def rehearsed() -> set[int]:
+            found = zygotes(launcher)
+            return found if found and all(psutil.Process(p).num_threads() == 3 for p in found) else set()
+
+        (zygote,) = wait_until(rehearsed, message="a zygote with its two spare threads")
+        spare = {t.id for t in psutil.Process(zygote).threads()}
+        task = spec("z-2", tmp_path / "j")
+        task.attachments["mode"] = "loop"
+        conn, out, err = launcher.launch(1, task)
+        launched = next(m for m in messages(launcher, 0.5) if isinstance(m, Launched))
+        assert launched.pid == zygote
+        assert conn.poll(10) and isinstance(conn.recv(), Started)
+        wait_until(lambda: [e for e in read(str(tmp_path / "j")) if e["event"] == "main"], message="it runs")
+        assert {t.id for t in psutil.Process(zygote).threads()} == spare, "no thread started after the task came"
+        assert conn.poll(5), "heartbeats come from the channel thread it was given"
+        for fd in (out, err):
+            os.close(fd)
+        conn.close()
+    finally:
+        launcher.stop()
