@@ -198,9 +198,9 @@ class SkaldsSystem:
             self.monitor = Monitor(s.monitor, self.dispatcher, b.bus, b.store, b.live, on_nodes=self.nodes.observe)
             self.leadership = Leadership(b.live, s.controller_id, s.lead, on_change=self._lead_changed)
             self.dispatcher.leading = self.monitor.leading = self.leadership.leading
-            self.service.place_now = self.dispatcher.place
-            if self.node is not None:
-                self.service.place_now = _place_and_start(self.dispatcher, self.node)
+            self.service.place_now = (
+                self.dispatcher.place if self.node is None else _place_and_start(self.dispatcher, self.node)
+            )
             self.dispatcher.start()
             self.monitor.start()
             self.leadership.start()  # leading, it sweeps: what waits since the last run is placed now

@@ -240,7 +240,8 @@ class NodeAgent:
             mine = assign.executor == self.id if assign.executor is not None else assign.placer in (None, self.id)
             if mine:
                 for task_id in assign.task_ids:
-                    self.start_task(task_id)
+                    if not self._runs_placement(task_id, assign.epoch):
+                        self.start_task(task_id)
         elif topic == Topic.TASK_UPDATE_ATTACHMENT:
             if seed_ids is not None:
                 for task_id in seed_ids:
@@ -253,6 +254,12 @@ class NodeAgent:
                     self._cancel_seed(task_id)
             elif seed_ids is None:
                 self._control(ControlEvent.model_validate(value))
+
+    def _runs_placement(self, task_id: str, epoch: int | None) -> bool:
+        """Whether a worker of this placement (or a later one) of the task runs here already:
+        its event is a duplicate (the placing request started it), no store read needed."""
+        handle = self.workers.get(task_id)
+        return epoch is not None and handle is not None and handle.epoch >= epoch
 
     def _deliver(self, update: UpdateEvent) -> None:
         handle = self.workers.get(update.task_id)

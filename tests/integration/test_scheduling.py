@@ -15,6 +15,8 @@ import yaml
 from fastapi.testclient import TestClient
 
 from skalds.backends.factory import Backends
+from skalds.backends.local import SqliteTaskStore
+from skalds.controller.reasons import ReasonWriter
 from skalds.core.lifecycle import Transition
 from skalds.core.task import Task, TaskLifecycleStatus
 from skalds.ports.task_store import TaskPage, TaskQuery, TaskStore
@@ -417,20 +419,36 @@ def test_a_controllers_declared_task_that_no_node_can_run_says_so(
         controller.stop()
 
 
+class _ReasonStore(SqliteTaskStore):
+    """Records every reason written; ``hold`` (when given) is waited on inside each write."""
+
+    def __init__(self, path: Path, hold: threading.Event | None = None) -> None:
+        super().__init__(path)
+        self.writes: list[str | None] = []
+        self.writing = threading.Event()
+        self.hold = hold
+
+    def apply(self, transition: Transition) -> Task:
+        self.writes.append(transition.changes.get("pending_reason"))
+        self.writing.set()
+        if self.hold is not None:
+            self.hold.wait(5)
+        return super().apply(transition)
+
+
+def _written_after(writer: ReasonWriter, store: _ReasonStore, task: Task, marker: str) -> list[str | None]:
+    """What the writer wrote up to a new cause offered last: it writes in order, so what was
+    queued before the marker is written before it (no sleep to wait for nothing to happen)."""
+    writer.offer(task, marker)
+    wait_until(lambda: store.get(task.id).pending_reason == marker, message=f"{marker!r} written")
+    assert store.writes[-1] == marker
+    return store.writes[:-1]
+
+
 def test_why_a_task_waits_is_written_only_when_it_changes_and_a_queue_position_at_most_every_refresh(
     tmp_path: Path,
 ) -> None:
-    from skalds.backends.local import SqliteTaskStore
-    from skalds.controller.reasons import ReasonWriter
-
-    class Store(SqliteTaskStore):
-        writes: list[str] = []
-
-        def apply(self, transition: Transition) -> Task:
-            self.writes.append(transition.changes.get("pending_reason"))
-            return super().apply(transition)
-
-    store = Store(tmp_path / "tasks.db")
+    store = _ReasonStore(tmp_path / "tasks.db")
     writer = ReasonWriter(store, refresh_s=0.5)
     writer.start()
     try:
@@ -441,11 +459,9 @@ def test_why_a_task_waits_is_written_only_when_it_changes_and_a_queue_position_a
         for _ in range(5):  # every round says the same: nothing more is written
             writer.offer(task, busy.format(3))
         writer.offer(task, busy.format(2))  # the queue moved, just now written: not yet
-        time.sleep(0.1)
-        assert store.writes == [busy.format(3)]
-        writer.offer(task, "no node offers class A")  # a new cause: at once
-        wait_until(lambda: store.get("t").pending_reason == "no node offers class A")
-        time.sleep(0.6)
+        # a new cause: at once
+        assert _written_after(writer, store, task, "no node offers class A") == [busy.format(3)]
+        time.sleep(0.6)  # past refresh_s: the position may be written again
         writer.offer(task, "no node offers class A")
         writer.offer(task, busy.format(1))
         wait_until(lambda: store.get("t").pending_reason == busy.format(1))
@@ -461,34 +477,23 @@ def test_a_cause_offered_again_while_it_is_being_written_is_logged_and_written_o
     # A create places its task on the request's thread, and the dispatcher's thread runs a
     # round for the same event right after: both offer the reason, the second one while the
     # first is being written. Seen before: every such task's reason logged twice.
-    from skalds.backends.local import SqliteTaskStore
-    from skalds.controller.reasons import ReasonWriter
-
-    entered, release = threading.Event(), threading.Event()
-
-    class SlowStore(SqliteTaskStore):
-        writes: list[str] = []
-
-        def apply(self, transition: Transition) -> Task:
-            self.writes.append(transition.changes.get("pending_reason"))
-            entered.set()
-            release.wait(5)
-            return super().apply(transition)
-
-    store = SlowStore(tmp_path / "tasks.db")
+    release = threading.Event()
+    store = _ReasonStore(tmp_path / "tasks.db", hold=release)
     writer = ReasonWriter(store, refresh_s=0.5)
     writer.start()
     try:
         task = store.create(Task(id="t", class_name="A"))
         with caplog.at_level("INFO", logger="skalds.controller.reasons"):
             writer.offer(task, "no node offers class A")
-            assert entered.wait(5), "the writer took the reason"
+            assert store.writing.wait(5), "the writer took the reason"
             writer.offer(task, "no node offers class A")
             release.set()
             wait_until(lambda: store.get("t").pending_reason == "no node offers class A")
-            time.sleep(0.1)
-        assert store.writes == ["no node offers class A"]
-        assert [r.getMessage() for r in caplog.records] == ["task t waits: no node offers class A"]
+            assert _written_after(writer, store, task, "no node matches selector zone=a") == ["no node offers class A"]
+        assert [r.getMessage() for r in caplog.records] == [
+            "task t waits: no node offers class A",
+            "task t waits: no node matches selector zone=a",
+        ]
     finally:
         release.set()
         writer.stop()
