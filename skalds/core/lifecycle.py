@@ -260,5 +260,6 @@ class RetryPolicy:
         retry_at = min(now, lost_at_ms if lost_at_ms is not None else now) + int(policy.delay_s(retry) * 1000)
         wait_s = max(0, retry_at - now) / 1000
         reason = f"{error.message}; retry {retry}/{policy.max_retries} in {wait_s:g}s"
-        changes = {"attempt": retry, "retry_at": retry_at, **failure_fields(error)}
+        # One reading of the clock for the write: its time and its backoff agree to the ms.
+        changes = {"attempt": retry, "retry_at": retry_at, "update_date_time": now, **failure_fields(error)}
         return plan(task, Action.REQUEUE, ended=ended, actor=actor, reason=reason, **changes)
